@@ -1,0 +1,19 @@
+//! Link, network and transport decoding: raw frame bytes -> borrowed views.
+
+use std::net::IpAddr;
+
+/// One TCP segment as seen on the wire, borrowed from the packet buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpSegment<'a> {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq: u32,
+    pub ack: u32,
+    pub syn: bool,
+    pub ack_flag: bool,
+    pub fin: bool,
+    pub rst: bool,
+    pub payload: &'a [u8],
+}

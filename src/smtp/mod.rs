@@ -1,0 +1,1 @@
+//! SMTP session tracking (to be written).
