@@ -70,6 +70,12 @@ def answers_for(name, qtype, n=0):
         return [(name, 'A', '192.0.2.10'), (name, 'MX', (10, 'mx1.' + base))]
     if q == 6:
         return [(name, 'SOA', ('ns1.example.test', 'hostmaster.example.test', 2026011501))]
+    if q == 257:  # CAA: flags, tag length, tag, value
+        return [(name, q, b'\x00\x05issueca.example.net')]
+    if q == 65:   # HTTPS: SvcPriority 1, TargetName "." , no params
+        return [(name, q, b'\x00\x01\x00')]
+    if q == 43:   # DS: key tag, algorithm 13, digest type 2, SHA-256 digest
+        return [(name, q, struct.pack('!HBB', 12345, 13, 2) + bytes(range(32)))]
     return [(name, q, bytes([0xde, 0xad, 0xbe, 0xef]))]
 
 
@@ -288,7 +294,7 @@ def dns_snaplen(out):
         q = dns.query(0x6000 + i, name, 'A')
         t.add(w(net.udp_packet(cip, sip, 47000 + i, 53, q, ident=0x200 + i)), caplen=cut, gap_us=1000)
     # responses cut inside the answer section (96 bytes of a longer response)
-    for i, (name, qt) in enumerate([('mx-cut.example.test', 'MX'), ('www.example.test', 'A')]):
+    for i, (name, qt) in enumerate([('mx-cut.example.test', 'MX'), ('txt-cut.example.test', 'TXT')]):
         q = dns.query(0x6100 + i, name, qt)
         t.add(w(net.udp_packet(cip, sip, 47100 + i, 53, q, ident=0x300 + i)), caplen=96, gap_us=1000)
         r = dns.response(0x6100 + i, name, qt, answers=answers_for(name, qt))
@@ -379,7 +385,7 @@ def dns_mixed(out, n_packets=4000, seed=2026):
             ip = '10.%d.%d.%d' % (1 + i // 200, (i // 20) % 10, 10 + i % 200)
             srv = servers4[i % 3]
         vlan = [(link.TPID_8021Q, 30)] if i % 15 == 4 else []
-        tcp = i % 25 == 7
+        tcp = i % 50 in (7, 9)  # a few IPv4 and IPv6 clients use DNS over TCP
         clients.append((ip, srv, eth(vlan), tcp))
     qtypes = ['A'] * 55 + ['AAAA'] * 18 + ['PTR'] * 9 + ['MX'] * 7 + ['TXT'] * 4 + ['NS', 'SRV', 'SOA', 'ANY', 'CAA', 'HTTPS', 'DS']
     ident = 0

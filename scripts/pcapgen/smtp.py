@@ -26,8 +26,6 @@ def script(helo='client.example.net', mail_from='alice@example.net', rcpts=(('bo
         sc += [(C, cmd('DATA')), (S, '354 End data with <CR><LF>.<CR><LF>\r\n'),
                (C, body or ('From: <%s>\r\nTo: <%s>\r\nSubject: test\r\n\r\nhello\r\n.\r\n' % (mail_from, rcpts[0][0]))),
                (S, '250 2.0.0 Ok: queued as 4ABCD1234\r\n')]
-    elif data:
-        sc += [(C, cmd('DATA')), (S, '554 5.5.1 Error: no valid recipients\r\n')]
     sc += [(C, cmd('QUIT')), (S, '221 2.0.0 Bye\r\n')]
     return sc
 
