@@ -253,8 +253,7 @@ def dns_fragment(out):
     # 1) query, then large response in 3 fragments (in order)
     q = dns.query(0x5001, big, 'TXT', edns={'udp': 4096})
     t.add(w(net.udp_packet(cip, sip, 46001, 53, q, ident=0x100)))
-    r = dns.response(0x5001, big, 'TXT', answers=txts, redns={'udp': 4096}) if False else \
-        dns.message(0x5001, qr=True, questions=[(big, 'TXT')], answers=txts, edns={'udp': 4096})
+    r = dns.message(0x5001, qr=True, questions=[(big, 'TXT')], answers=txts, edns={'udp': 4096})
     u = net.udp(sip, cip, 53, 46001, r)
     for f in net.ipv4_fragments(sip, cip, net.PROTO_UDP, u, ident=0x7001, frag_size=1480):
         t.add(w(f), gap_us=30)

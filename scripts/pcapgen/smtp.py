@@ -12,9 +12,10 @@ def script(helo='client.example.net', mail_from='alice@example.net', rcpts=(('bo
     """A classic one-command-per-segment script: list of (direction, text)."""
     def cmd(s):
         if lower:
-            verb, _, rest = s.partition(':') if s.startswith(('MAIL', 'RCPT')) else s.partition(' ')
-            sep = ':' if s.startswith(('MAIL', 'RCPT')) else ' '
-            s = verb.lower() + (sep + rest if rest or sep == ':' else '')
+            for verb in ('MAIL FROM:', 'RCPT TO:', 'EHLO', 'HELO', 'DATA', 'QUIT'):
+                if s.startswith(verb):
+                    s = verb.lower() + s[len(verb):]
+                    break
         return s + '\r\n'
     sc = [(S, banner), (C, cmd('EHLO ' + helo)), (S, ehlo_reply),
           (C, cmd('MAIL FROM:<%s>' % mail_from)), (S, '250 2.1.0 Ok\r\n')]
