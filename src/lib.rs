@@ -5,5 +5,15 @@
 //! -> `classify` -> `detect` -> `output`, with `pipeline` wrapping the plain
 //! stages in threads and channels.
 
+pub mod capture;
+pub mod classify;
+pub mod cli;
+pub mod config;
 pub mod decode;
+pub mod detect;
+pub mod dns;
+pub mod event;
+pub mod output;
+pub mod pipeline;
+pub mod run;
 pub mod smtp;

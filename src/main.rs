@@ -1,1 +1,32 @@
-fn main() {}
+//! mxwatch binary: parse flags -> settings -> run -> exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use mxwatch::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MXWATCH_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_target(false)
+        .init();
+    let result = match cli.command {
+        Command::Read(args) => mxwatch::run::read(&args),
+        Command::Live(args) => mxwatch::run::live(&args),
+        Command::Config(args) => mxwatch::run::config(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if mxwatch::run::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mxwatch: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,6 +1,24 @@
-//! Link, network and transport decoding: raw frame bytes -> borrowed views.
+//! Capture-side decoding: frames -> events.
+//!
+//! Runs in the capture thread. [`link`] turns a frame into addresses, ports
+//! and a payload (etherparse lives there only); this module picks DNS (UDP or
+//! TCP port 53) and SMTP (TCP port 25), reassembles DNS over TCP
+//! ([`tcp_dns`]), runs the SMTP tracker, and hands compact events to an
+//! [`EventSink`]. DNS payloads are not parsed here: only their head is copied,
+//! and the classifier shards parse them, which spreads the work over cores.
+//! Every frame is counted once in [`DecodeStats`], by what happened to it.
+
+pub mod link;
+pub mod tcp_dns;
 
 use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::smtp::{SmtpEvent, SmtpLimits, SmtpTracker};
+
+use link::{Decoded, Layer, LinkType, Skip, Transport};
+use tcp_dns::TcpDnsReassembler;
 
 /// One TCP segment as seen on the wire, borrowed from the packet buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,4 +34,234 @@ pub struct TcpSegment<'a> {
     pub fin: bool,
     pub rst: bool,
     pub payload: &'a [u8],
+}
+
+pub const DNS_PORT: u16 = 53;
+pub const SMTP_PORT: u16 = 25;
+
+/// A DNS message found on the wire, before parsing.
+#[derive(Debug, Clone, Copy)]
+pub struct DnsSighting<'a> {
+    pub ts: i64,
+    pub client: IpAddr,
+    pub server: IpAddr,
+    pub client_port: u16,
+    pub to_server: bool,
+    pub tcp: bool,
+    pub partial: bool,
+    pub payload: &'a [u8],
+}
+
+/// Where the decoder's output goes (the pipeline's sharded batches, or a Vec in tests).
+pub trait EventSink {
+    fn dns(&mut self, d: &DnsSighting<'_>);
+    fn smtp(&mut self, e: SmtpEvent);
+}
+
+/// Per-layer counts of frames that stopped there.
+#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct ByLayer {
+    pub link: u64,
+    pub ip: u64,
+    pub transport: u64,
+}
+
+impl ByLayer {
+    fn bump(&mut self, l: Layer) {
+        match l {
+            Layer::Link => self.link += 1,
+            Layer::Ip => self.ip += 1,
+            Layer::Transport => self.transport += 1,
+        }
+    }
+
+    pub fn add(&mut self, o: &ByLayer) {
+        self.link += o.link;
+        self.ip += o.ip;
+        self.transport += o.transport;
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct DecodeStats {
+    /// Frames read from the source.
+    pub packets: u64,
+    /// Frames that carried DNS or SMTP and were handed on.
+    pub decoded: u64,
+    /// Frames cut short by the snaplen (caplen < wire length) that stopped
+    /// before the transport payload, by layer.
+    pub truncated: ByLayer,
+    /// Malformed frames (not cut short), by layer.
+    pub decode_errors: ByLayer,
+    /// DNS messages handed on although cut short (snaplen or first fragment).
+    pub dns_partial: u64,
+    pub not_ip: u64,
+    pub other_transport: u64,
+    pub other_ports: u64,
+    pub later_fragments: u64,
+    pub tcp_dns_gaps: u64,
+    pub tcp_dns_flows_evicted: u64,
+}
+
+impl DecodeStats {
+    pub fn add(&mut self, o: &DecodeStats) {
+        self.packets += o.packets;
+        self.decoded += o.decoded;
+        self.truncated.add(&o.truncated);
+        self.decode_errors.add(&o.decode_errors);
+        self.dns_partial += o.dns_partial;
+        self.not_ip += o.not_ip;
+        self.other_transport += o.other_transport;
+        self.other_ports += o.other_ports;
+        self.later_fragments += o.later_fragments;
+        self.tcp_dns_gaps += o.tcp_dns_gaps;
+        self.tcp_dns_flows_evicted += o.tcp_dns_flows_evicted;
+    }
+}
+
+/// Limits of the capture-side tables.
+#[derive(Debug, Clone)]
+pub struct DecodeLimits {
+    /// DNS-over-TCP streams tracked at once (each holds at most one message head).
+    pub max_tcp_dns_flows: usize,
+    pub smtp: SmtpLimits,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits {
+            max_tcp_dns_flows: 10_000,
+            smtp: SmtpLimits::default(),
+        }
+    }
+}
+
+pub struct Decoder {
+    link: LinkType,
+    tcp_dns: TcpDnsReassembler,
+    smtp: SmtpTracker,
+    smtp_out: Vec<SmtpEvent>,
+    stats: DecodeStats,
+}
+
+impl Decoder {
+    pub fn new(link: LinkType, limits: DecodeLimits) -> Self {
+        Decoder {
+            link,
+            tcp_dns: TcpDnsReassembler::new(limits.max_tcp_dns_flows),
+            smtp: SmtpTracker::new(limits.smtp),
+            smtp_out: Vec::new(),
+            stats: DecodeStats::default(),
+        }
+    }
+
+    /// A new file may have another link type; flows carry over.
+    pub fn set_link(&mut self, link: LinkType) {
+        self.link = link;
+    }
+
+    pub fn stats(&self) -> DecodeStats {
+        let mut s = self.stats;
+        s.tcp_dns_gaps = self.tcp_dns.stats.gaps;
+        s.tcp_dns_flows_evicted = self.tcp_dns.stats.flows_evicted;
+        s
+    }
+
+    pub fn smtp_tracker(&self) -> &SmtpTracker {
+        &self.smtp
+    }
+
+    /// Drops idle TCP state (called on ticks, with packet time).
+    pub fn expire(&mut self, now: i64) {
+        self.tcp_dns.expire(now - 60_000_000);
+        self.smtp.expire(now);
+    }
+
+    pub fn on_frame(&mut self, ts: i64, frame: &[u8], wire_len: u32, sink: &mut impl EventSink) {
+        self.stats.packets += 1;
+        let cut_short = (frame.len() as u64) < wire_len as u64;
+        match link::decode(self.link, frame) {
+            Decoded::Packet(Transport::Udp(u)) => {
+                let Some((client, server, client_port, to_server)) =
+                    dns_sides(u.src, u.dst, u.src_port, u.dst_port, u.payload)
+                else {
+                    self.stats.other_ports += 1;
+                    return;
+                };
+                self.stats.decoded += 1;
+                if u.partial {
+                    self.stats.dns_partial += 1;
+                }
+                sink.dns(&DnsSighting {
+                    ts,
+                    client,
+                    server,
+                    client_port,
+                    to_server,
+                    tcp: false,
+                    partial: u.partial,
+                    payload: u.payload,
+                });
+            }
+            Decoded::Packet(Transport::Tcp(seg, _partial)) => {
+                if seg.src_port == SMTP_PORT || seg.dst_port == SMTP_PORT {
+                    self.stats.decoded += 1;
+                    self.smtp_out.clear();
+                    self.smtp.on_segment(ts, &seg, &mut self.smtp_out);
+                    for e in self.smtp_out.drain(..) {
+                        sink.smtp(e);
+                    }
+                } else if seg.src_port == DNS_PORT || seg.dst_port == DNS_PORT {
+                    self.stats.decoded += 1;
+                    self.tcp_dns.on_segment(ts, &seg, |msg| {
+                        if let Some((client, server, client_port, to_server)) =
+                            dns_sides(seg.src, seg.dst, seg.src_port, seg.dst_port, msg)
+                        {
+                            sink.dns(&DnsSighting {
+                                ts,
+                                client,
+                                server,
+                                client_port,
+                                to_server,
+                                tcp: true,
+                                partial: false,
+                                payload: msg,
+                            });
+                        }
+                    });
+                } else {
+                    self.stats.other_ports += 1;
+                }
+            }
+            Decoded::Skip(Skip::NotIp) => self.stats.not_ip += 1,
+            Decoded::Skip(Skip::OtherTransport) => self.stats.other_transport += 1,
+            Decoded::Skip(Skip::LaterFragment) => self.stats.later_fragments += 1,
+            Decoded::Stopped(layer) if cut_short => self.stats.truncated.bump(layer),
+            Decoded::Stopped(layer) => self.stats.decode_errors.bump(layer),
+        }
+    }
+}
+
+/// Which side of a port-53 exchange is the client: the side that is not
+/// port 53; when both are, the sender of a query (QR bit clear).
+fn dns_sides(
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) -> Option<(IpAddr, IpAddr, u16, bool)> {
+    match (sport == DNS_PORT, dport == DNS_PORT) {
+        (false, true) => Some((src, dst, sport, true)),
+        (true, false) => Some((dst, src, dport, false)),
+        (true, true) => {
+            let response = payload.get(2).is_some_and(|b| b & 0x80 != 0);
+            if response {
+                Some((dst, src, dport, false))
+            } else {
+                Some((src, dst, sport, true))
+            }
+        }
+        (false, false) => None,
+    }
 }

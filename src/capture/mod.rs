@@ -1,0 +1,145 @@
+//! Packet sources: pcap/pcapng files and live interfaces, through libpcap.
+//! The one module that talks to the `pcap` crate.
+//!
+//! A source yields frames with their packet time (microseconds since the
+//! epoch), wire length and libpcap link type. Files are read in the order
+//! given; errors name the file and say what libpcap said.
+
+pub mod live;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::decode::link::LinkType;
+
+/// BPF that catches DNS and SMTP with zero, one or two VLAN tags. In files a
+/// plain `port 53` misses 802.1Q frames; `vlan and X` must nest for QinQ.
+pub fn default_filter(ports: &str) -> String {
+    format!("{ports} or (vlan and ({ports} or (vlan and ({ports}))))")
+}
+
+pub const DNS_SMTP_PORTS: &str = "port 53 or port 25";
+
+#[derive(Debug)]
+pub enum CaptureError {
+    Open {
+        path: PathBuf,
+        msg: String,
+    },
+    Filter {
+        filter: String,
+        msg: String,
+    },
+    Read {
+        path: PathBuf,
+        packets: u64,
+        msg: String,
+    },
+    Live {
+        iface: String,
+        msg: String,
+    },
+}
+
+impl fmt::Display for CaptureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CaptureError::Open { path, msg } => {
+                write!(f, "cannot read {}: {}", path.display(), clean(msg))
+            }
+            CaptureError::Filter { filter, msg } => {
+                write!(f, "bad --filter {filter:?}: {}", clean(msg))
+            }
+            CaptureError::Read { path, packets, msg } => {
+                write!(
+                    f,
+                    "{}: stopped after {packets} packets: {}",
+                    path.display(),
+                    clean(msg)
+                )
+            }
+            CaptureError::Live { iface, msg } => write!(f, "interface {iface}: {}", clean(msg)),
+        }
+    }
+}
+
+impl std::error::Error for CaptureError {}
+
+fn clean(msg: &str) -> String {
+    msg.trim().replace('\n', " ")
+}
+
+/// A frame borrowed from libpcap's buffer.
+pub struct Frame<'a> {
+    pub ts: i64,
+    pub wire_len: u32,
+    pub data: &'a [u8],
+}
+
+/// One capture file opened through libpcap.
+pub struct FileSource {
+    path: PathBuf,
+    cap: pcap::Capture<pcap::Offline>,
+    packets: u64,
+}
+
+impl FileSource {
+    pub fn open(path: &Path, filter: Option<&str>) -> Result<Self, CaptureError> {
+        let mut cap = pcap::Capture::from_file(path).map_err(|e| CaptureError::Open {
+            path: path.to_owned(),
+            msg: open_msg(path, &e),
+        })?;
+        if let Some(f) = filter {
+            cap.filter(f, true).map_err(|e| CaptureError::Filter {
+                filter: f.to_owned(),
+                msg: e.to_string(),
+            })?;
+        }
+        Ok(FileSource {
+            path: path.to_owned(),
+            cap,
+            packets: 0,
+        })
+    }
+
+    pub fn link_type(&self) -> LinkType {
+        LinkType::from(self.cap.get_datalink().0)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The next frame; `Ok(None)` at the end of the file.
+    pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        match self.cap.next_packet() {
+            Ok(p) => {
+                self.packets += 1;
+                let ts = p.header.ts.tv_sec * 1_000_000 + p.header.ts.tv_usec;
+                Ok(Some(Frame {
+                    ts,
+                    wire_len: p.header.len,
+                    data: p.data,
+                }))
+            }
+            Err(pcap::Error::NoMorePackets) => Ok(None),
+            Err(e) => Err(CaptureError::Read {
+                path: self.path.clone(),
+                packets: self.packets,
+                msg: e.to_string(),
+            }),
+        }
+    }
+}
+
+fn open_msg(path: &Path, e: &pcap::Error) -> String {
+    if !path.exists() {
+        return "no such file".into();
+    }
+    let msg = e.to_string();
+    if msg.contains("unknown file format") {
+        "not a pcap or pcapng capture (libpcap: unknown file format)".into()
+    } else {
+        msg
+    }
+}

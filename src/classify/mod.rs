@@ -1,0 +1,436 @@
+//! Classifier shard: events -> per-client counters per time bin.
+//!
+//! Input: batches of events for the clients hashed to this shard, and ticks
+//! (packet time) that close bins. Output: one [`BinReport`] per closed bin with
+//! every active client's counters and the detections the bin produced.
+//! Invariants: a client is in exactly one shard, so its counters do not depend
+//! on the number of shards; the client table and the pending-query table are
+//! capped, and what they turn away or evict is counted in [`ShardStats`].
+
+pub mod counters;
+pub mod names;
+pub mod pending;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::detect::{Alert, ClientOverride, Detector, DetectorConfig};
+use crate::dns::{self, DnsError, QtypeBucket, RcodeBucket};
+use crate::event::{Batch, Event, RawDns};
+use crate::smtp::{SmtpCommand, SmtpEvent, SmtpEventKind};
+
+pub use counters::{ClientBin, DnsCounts, SUB_BINS, SmtpCounts};
+use names::DomainLearner;
+use pending::{Pending, QueryKey};
+
+#[derive(Debug, Clone)]
+pub struct ClassifyConfig {
+    pub bin_micros: i64,
+    /// Clients tracked by this shard (the configured total divided by shards).
+    pub max_clients: usize,
+    /// Queries waiting for a response in this shard.
+    pub max_pending: usize,
+    /// A query without response after this long is unanswered.
+    pub answer_timeout_micros: i64,
+    /// Configured search domains (lower case, no trailing dot); empty = learn.
+    pub local_domains: Vec<String>,
+    pub detect: DetectorConfig,
+    pub overrides: Vec<ClientOverride>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ShardStats {
+    pub dns_messages: u64,
+    pub dns_short_header: u64,
+    pub dns_bad_name: u64,
+    pub dns_no_question: u64,
+    pub dns_unsolicited_responses: u64,
+    pub pending_evicted: u64,
+    pub clients_evicted: u64,
+    /// Events of new clients turned away while the client table was full.
+    pub clients_overflow_events: u64,
+    pub learn_candidates_dropped: u64,
+    pub out_of_order_events: u64,
+}
+
+impl ShardStats {
+    pub fn add(&mut self, o: &ShardStats) {
+        self.dns_messages += o.dns_messages;
+        self.dns_short_header += o.dns_short_header;
+        self.dns_bad_name += o.dns_bad_name;
+        self.dns_no_question += o.dns_no_question;
+        self.dns_unsolicited_responses += o.dns_unsolicited_responses;
+        self.pending_evicted += o.pending_evicted;
+        self.clients_evicted += o.clients_evicted;
+        self.clients_overflow_events += o.clients_overflow_events;
+        self.learn_candidates_dropped += o.learn_candidates_dropped;
+        self.out_of_order_events += o.out_of_order_events;
+    }
+}
+
+/// One client's counters for a closed bin.
+#[derive(Debug, Clone)]
+pub struct ClientRecord {
+    pub ip: IpAddr,
+    pub bin: ClientBin,
+    pub local_domain: Option<Box<str>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BinReport {
+    pub start: i64,
+    pub end: i64,
+    pub clients: Vec<ClientRecord>,
+    pub alerts: Vec<Alert>,
+}
+
+#[derive(Debug)]
+struct Client {
+    bin: ClientBin,
+    learner: DomainLearner,
+    last_active_bin: i64,
+}
+
+pub struct Shard {
+    cfg: ClassifyConfig,
+    clients: HashMap<IpAddr, Client>,
+    pending: Pending,
+    bin_start: Option<i64>,
+    name: Vec<u8>,
+    detector: Detector,
+    stats: ShardStats,
+}
+
+impl Shard {
+    pub fn new(cfg: ClassifyConfig) -> Self {
+        Shard {
+            pending: Pending::new(cfg.answer_timeout_micros, cfg.max_pending),
+            detector: Detector::new(cfg.detect.clone(), cfg.overrides.clone()),
+            cfg,
+            clients: HashMap::new(),
+            bin_start: None,
+            name: Vec::with_capacity(dns::NAME_MAX),
+            stats: ShardStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> ShardStats {
+        let mut s = self.stats;
+        s.pending_evicted = self.pending.evicted;
+        s
+    }
+
+    pub fn clients(&self) -> usize {
+        self.clients.len()
+    }
+
+    pub fn bin_of(&self, ts: i64) -> i64 {
+        ts.div_euclid(self.cfg.bin_micros) * self.cfg.bin_micros
+    }
+
+    /// Feeds a batch; closed bins (when an event is past the current bin) are
+    /// appended to `out`.
+    pub fn on_batch(&mut self, batch: &Batch, out: &mut Vec<BinReport>) {
+        for ev in &batch.events {
+            match ev {
+                Event::Dns(d) => {
+                    self.advance(d.ts, out);
+                    self.on_dns(d, batch.dns_bytes(d));
+                }
+                Event::Smtp(s) => {
+                    self.advance(s.ts_micros, out);
+                    self.on_smtp(s);
+                }
+            }
+        }
+    }
+
+    /// Closes every bin that ends at or before `now`.
+    pub fn tick(&mut self, now: i64, out: &mut Vec<BinReport>) {
+        let target = self.bin_of(now);
+        match self.bin_start {
+            None => self.bin_start = Some(target),
+            Some(start) if target > start => self.close_until(target, out),
+            Some(_) => {}
+        }
+    }
+
+    /// End of input: every waiting query is unanswered, the open bin closes,
+    /// and every active alert ends.
+    pub fn finish(&mut self, out: &mut Vec<BinReport>) {
+        let Some(start) = self.bin_start else { return };
+        let clients = &mut self.clients;
+        self.pending.drain(|c| {
+            if let Some(cl) = clients.get_mut(&c) {
+                cl.bin.dns.unanswered += 1;
+            }
+        });
+        self.close_until(start + self.cfg.bin_micros, out);
+        if let Some(last) = out.last_mut() {
+            last.alerts
+                .extend(self.detector.finish(start + self.cfg.bin_micros));
+        }
+    }
+
+    fn advance(&mut self, ts: i64, out: &mut Vec<BinReport>) {
+        match self.bin_start {
+            None => self.bin_start = Some(self.bin_of(ts)),
+            Some(start) if ts >= start + self.cfg.bin_micros => {
+                self.close_until(self.bin_of(ts), out)
+            }
+            Some(start) if ts < start => self.stats.out_of_order_events += 1,
+            Some(_) => {}
+        }
+    }
+
+    fn close_until(&mut self, target: i64, out: &mut Vec<BinReport>) {
+        while let Some(start) = self.bin_start {
+            if start >= target {
+                break;
+            }
+            let end = start + self.cfg.bin_micros;
+            out.push(self.close_bin(start, end));
+            // After a long silence, jump instead of closing empty bins one by one
+            // beyond what the detector's window can use.
+            let skip_to = target - self.cfg.bin_micros * self.detector.useful_empty_bins() as i64;
+            self.bin_start = Some(
+                if end < skip_to && self.clients.values().all(|c| c.bin.is_empty()) {
+                    self.detector.skip_quiet(start, skip_to);
+                    skip_to
+                } else {
+                    end
+                },
+            );
+        }
+    }
+
+    fn close_bin(&mut self, start: i64, end: i64) -> BinReport {
+        let mut ips: Vec<IpAddr> = self.clients.keys().copied().collect();
+        ips.sort();
+        let mut report = BinReport {
+            start,
+            end,
+            clients: Vec::new(),
+            alerts: Vec::new(),
+        };
+        for ip in ips {
+            let c = self.clients.get_mut(&ip).expect("listed client");
+            let local = self
+                .cfg
+                .local_domains
+                .first()
+                .map(|d| d.as_str().into())
+                .or(c.learner.learned.clone());
+            report.alerts.extend(
+                self.detector
+                    .on_bin(ip, start, end, &c.bin, local.as_deref()),
+            );
+            if !c.bin.is_empty() {
+                c.last_active_bin = start;
+                report.clients.push(ClientRecord {
+                    ip,
+                    bin: c.bin.clone(),
+                    local_domain: local,
+                });
+                c.bin.reset();
+            }
+        }
+        self.evict_idle();
+        report
+    }
+
+    /// Keeps the client table under its cap: when above 90 %, the clients
+    /// idle longest (and not in an alert) go, down to 80 %.
+    fn evict_idle(&mut self) {
+        let cap = self.cfg.max_clients;
+        if self.clients.len() * 10 <= cap * 9 {
+            return;
+        }
+        let mut idle: Vec<(i64, IpAddr)> = self
+            .clients
+            .iter()
+            .filter(|(ip, _)| !self.detector.is_alerting(ip))
+            .map(|(ip, c)| (c.last_active_bin, *ip))
+            .collect();
+        idle.sort();
+        let excess = self.clients.len().saturating_sub(cap * 8 / 10);
+        for (_, ip) in idle.into_iter().take(excess) {
+            self.clients.remove(&ip);
+            self.detector.forget(&ip);
+            self.stats.clients_evicted += 1;
+        }
+    }
+
+    fn client(&mut self, ip: IpAddr) -> Option<&mut Client> {
+        client_entry(&mut self.clients, self.cfg.max_clients, &mut self.stats, ip)
+    }
+
+    fn sub_bin(&self, ts: i64) -> usize {
+        let start = self.bin_start.unwrap_or(ts);
+        let off = (ts - start).clamp(0, self.cfg.bin_micros - 1);
+        (off * SUB_BINS as i64 / self.cfg.bin_micros) as usize
+    }
+
+    fn on_dns(&mut self, d: &RawDns, bytes: &[u8]) {
+        self.stats.dns_messages += 1;
+        let mut name = std::mem::take(&mut self.name);
+        let head = match dns::parse_head(bytes, &mut name) {
+            Ok(h) => h,
+            Err(DnsError::ShortHeader) => {
+                self.stats.dns_short_header += 1;
+                self.name = name;
+                return;
+            }
+            Err(DnsError::BadName) => {
+                self.stats.dns_bad_name += 1;
+                self.name = name;
+                return;
+            }
+        };
+        let name_str = std::str::from_utf8(&name).unwrap_or("");
+        let key = QueryKey {
+            client: d.client,
+            server: d.server,
+            client_port: d.client_port,
+            id: head.id,
+        };
+        let sub = self.sub_bin(d.ts);
+        let local_domains = &self.cfg.local_domains;
+        let max_clients = self.cfg.max_clients;
+        let stats = &mut self.stats;
+        let clients = &mut self.clients;
+        let mut unanswered = |c: IpAddr| {
+            if let Some(cl) = clients.get_mut(&c) {
+                cl.bin.dns.unanswered += 1;
+            }
+        };
+        if !head.response {
+            let Some(q) = head.question else {
+                self.stats.dns_no_question += 1;
+                self.name = name;
+                return;
+            };
+            self.pending.query(d.ts, key, &mut unanswered);
+            let Some(c) = client_entry(clients, max_clients, stats, d.client) else {
+                self.name = name;
+                return;
+            };
+            let b = &mut c.bin;
+            b.dns.queries += 1;
+            let bucket = QtypeBucket::of(q.qtype);
+            b.dns.qtype[bucket as usize] += 1;
+            if d.tcp {
+                b.dns.tcp += 1;
+            } else {
+                b.dns.udp += 1;
+            }
+            b.see_name(names::hash(name_str));
+            b.see_server(d.server);
+            b.sub_bins[sub].0 += 1;
+            if bucket == QtypeBucket::Mx {
+                ClientBin::sample(&mut b.sample_mx, name_str);
+            }
+            if is_unresolved(name_str, local_domains, &c.learner) {
+                b.dns.unresolved_fqdn += 1;
+                b.sub_bins[sub].1 += 1;
+                ClientBin::sample(&mut b.sample_unresolved, name_str);
+            }
+        } else {
+            if !self.pending.response(d.ts, &key, &mut unanswered) {
+                stats.dns_unsolicited_responses += 1;
+            }
+            let Some(c) = client_entry(clients, max_clients, stats, d.client) else {
+                self.name = name;
+                return;
+            };
+            let bucket = RcodeBucket::of(head.rcode);
+            c.bin.dns.responses += 1;
+            c.bin.dns.rcode[bucket as usize] += 1;
+            if bucket == RcodeBucket::NxDomain && head.question.is_some() {
+                if is_unresolved(name_str, local_domains, &c.learner) {
+                    c.bin.dns.unresolved_nxdomain += 1;
+                } else if local_domains.is_empty() {
+                    let before = c.learner.dropped;
+                    if c.learner.on_nxdomain(name_str).is_some() {
+                        c.bin.dns.unresolved_nxdomain += 1;
+                    }
+                    stats.learn_candidates_dropped += c.learner.dropped - before;
+                }
+            }
+        }
+        self.name = name;
+    }
+
+    fn on_smtp(&mut self, e: &SmtpEvent) {
+        let Some(c) = self.client(e.ip) else { return };
+        let b = &mut c.bin;
+        match &e.kind {
+            SmtpEventKind::SessionStart => {
+                b.smtp.connections += 1;
+                b.see_smtp_client(e.peer);
+            }
+            SmtpEventKind::OutboundSessionStart => b.smtp.outbound += 1,
+            SmtpEventKind::Command(SmtpCommand::MailFrom { null_sender }) => {
+                b.smtp.mail_from += 1;
+                if *null_sender {
+                    b.smtp.null_sender += 1;
+                }
+            }
+            SmtpEventKind::Command(SmtpCommand::Rcpt) => b.smtp.rcpt += 1,
+            SmtpEventKind::Command(_) => {}
+            SmtpEventKind::Reply {
+                code,
+                to,
+                user_unknown,
+                recipient,
+            } => {
+                if *code >= 500 && matches!(to, Some(crate::smtp::SmtpCommandKind::Rcpt)) {
+                    b.smtp.rcpt_rejected += 1;
+                    if *user_unknown {
+                        b.smtp.user_unknown += 1;
+                        if let Some(r) = recipient {
+                            ClientBin::sample(&mut b.sample_rejected, r);
+                        }
+                    }
+                }
+            }
+            SmtpEventKind::StartTls => b.smtp.encrypted += 1,
+        }
+    }
+}
+
+fn client_entry<'a>(
+    clients: &'a mut HashMap<IpAddr, Client>,
+    max_clients: usize,
+    stats: &mut ShardStats,
+    ip: IpAddr,
+) -> Option<&'a mut Client> {
+    if !clients.contains_key(&ip) {
+        if clients.len() >= max_clients {
+            stats.clients_overflow_events += 1;
+            return None;
+        }
+        clients.insert(
+            ip,
+            Client {
+                bin: ClientBin::default(),
+                learner: DomainLearner::default(),
+                last_active_bin: 0,
+            },
+        );
+    }
+    clients.get_mut(&ip)
+}
+
+fn is_unresolved(name: &str, configured: &[String], learner: &DomainLearner) -> bool {
+    if configured.is_empty() {
+        learner
+            .learned
+            .as_deref()
+            .is_some_and(|d| names::unresolved_front(name, d).is_some())
+    } else {
+        configured
+            .iter()
+            .any(|d| names::unresolved_front(name, d).is_some())
+    }
+}

@@ -1,0 +1,116 @@
+//! Command-line flags (clap definitions only; validation is in `config`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mxwatch",
+    version,
+    about = "Passive sensor: finds mail servers in trouble (spam relay, backscatter) from their DNS and SMTP traffic",
+    long_about = "mxwatch decodes DNS (port 53) and SMTP (port 25) from pcap/pcapng files or live \
+interfaces, keeps per-client counters in time bins, and writes detections (spam_relay, backscatter, \
+dns_query_flood, smtp_alpha, smtp_user_unknown_flood, smtp_outbound_flood) as JSON lines. \
+Output schema: SCHEMA.md."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read pcap/pcapng files (in the order given) and write JSON lines.
+    Read(ReadArgs),
+    /// Capture on live interfaces and write JSON lines until SIGINT/SIGTERM.
+    Live(LiveArgs),
+    /// Print configuration.
+    Config(ConfigArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct Common {
+    /// TOML config file (see `mxwatch config --print-default`); flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Local search domain of the monitored mail servers (repeatable); without one, each client's is learnt.
+    #[arg(long = "local-domain", value_name = "DOMAIN")]
+    pub local_domain: Vec<String>,
+    /// Bin size in seconds for counters and detections [default: 60, or the config's].
+    #[arg(long, value_name = "SECS")]
+    pub bin: Option<f64>,
+    /// Write a mxwatch.client_stats line per client per bin.
+    #[arg(long)]
+    pub stats: bool,
+    /// Clients with their own client_stats line per bin; the rest are folded into one line [default: 100].
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
+    /// Do not run the detection rules (counters only).
+    #[arg(long)]
+    pub no_detect: bool,
+    /// Output file (JSON lines); default stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Classifier threads (clients are sharded by address) [default: cores - 1, at least 1].
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// BPF filter applied by libpcap (default for files: none, the decoder picks ports 53 and 25 at any VLAN depth).
+    #[arg(long, value_name = "BPF")]
+    pub filter: Option<String>,
+    /// Sensor name written as observer.name [default: host name].
+    #[arg(long, value_name = "NAME")]
+    pub sensor_name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// Capture files (pcap with micro- or nanosecond timestamps, or pcapng).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub common: Common,
+    /// Never show a progress line on stderr.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LiveArgs {
+    /// Interface to capture on (repeatable: one capture thread each).
+    #[arg(short, long = "interface", required = true, value_name = "IFACE")]
+    pub interfaces: Vec<String>,
+    #[command(flatten)]
+    pub common: Common,
+    /// Bytes kept per packet.
+    #[arg(long, default_value_t = 1600)]
+    pub snaplen: i32,
+    /// Kernel capture buffer in bytes.
+    #[arg(long, default_value_t = 32 * 1024 * 1024)]
+    pub buffer_size: i32,
+    /// Do not put the interfaces in promiscuous mode.
+    #[arg(long)]
+    pub no_promisc: bool,
+    /// Seconds between capture_stats lines.
+    #[arg(long, default_value_t = 60.0)]
+    pub stats_interval: f64,
+    /// After opening the interfaces, switch to this user (and its group).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Keep running as root (without --user); not recommended.
+    #[arg(long)]
+    pub allow_root: bool,
+    /// Batches queued per classifier before the capture drops (and counts) a batch.
+    #[arg(long, value_name = "N")]
+    pub channel_batches: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Print the default configuration, commented, as TOML.
+    #[arg(long)]
+    pub print_default: bool,
+    /// Check a config file and print it with every default filled in.
+    #[arg(long, value_name = "FILE", conflicts_with = "print_default")]
+    pub check: Option<PathBuf>,
+}

@@ -1,0 +1,333 @@
+//! Link, IP and transport layers: the one file that talks to etherparse.
+//!
+//! Input: a frame and its libpcap link type. Output: a [`Transport`] view that
+//! borrows the frame (addresses, ports, payload), or the [`Layer`] where
+//! decoding stopped. The strict etherparse slicer runs first (fast); only when
+//! it fails does the lax slicer run, to keep what parsed from a frame cut short
+//! by the snaplen or by IP fragmentation.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use etherparse::err::Layer as EpLayer;
+use etherparse::{
+    EtherType, IpNumber, LaxNetSlice, LaxSlicedPacket, NetSlice, SlicedPacket, TransportSlice,
+};
+
+use super::TcpSegment;
+
+/// libpcap link types we decode (numbers from the tcpdump.org LINKTYPE_ list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkType {
+    Ethernet,
+    /// BSD loopback: 4-byte address family in host byte order (DLT_NULL).
+    Null,
+    /// OpenBSD loopback: the family in network byte order (DLT_LOOP).
+    Loop,
+    /// Raw IPv4 or IPv6 (LINKTYPE_RAW and the DLT_RAW aliases).
+    Raw,
+    Ipv4,
+    Ipv6,
+    /// Linux cooked capture v1 (16-byte header).
+    LinuxSll,
+    /// Linux cooked capture v2 (20-byte header).
+    LinuxSll2,
+    Unknown(i32),
+}
+
+impl From<i32> for LinkType {
+    fn from(dlt: i32) -> Self {
+        match dlt {
+            1 => LinkType::Ethernet,
+            0 => LinkType::Null,
+            108 => LinkType::Loop,
+            12 | 14 | 101 => LinkType::Raw,
+            228 => LinkType::Ipv4,
+            229 => LinkType::Ipv6,
+            113 => LinkType::LinuxSll,
+            276 => LinkType::LinuxSll2,
+            other => LinkType::Unknown(other),
+        }
+    }
+}
+
+/// Where decoding of a frame stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Layer {
+    Link,
+    Ip,
+    Transport,
+}
+
+impl Layer {
+    pub fn name(self) -> &'static str {
+        match self {
+            Layer::Link => "link",
+            Layer::Ip => "ip",
+            Layer::Transport => "transport",
+        }
+    }
+}
+
+/// A frame that is not one we look into (ARP, ICMP, a later IP fragment...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    NotIp,
+    OtherTransport,
+    /// A non-first IP fragment: no UDP/TCP header in it.
+    LaterFragment,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Udp<'a> {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub payload: &'a [u8],
+    /// The payload is shorter than the headers said (snaplen or first fragment).
+    pub partial: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport<'a> {
+    Udp(Udp<'a>),
+    Tcp(TcpSegment<'a>, bool),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoded<'a> {
+    Packet(Transport<'a>),
+    Skip(Skip),
+    /// Decoding stopped at this layer (malformed, or cut short when the
+    /// capture length is below the wire length).
+    Stopped(Layer),
+}
+
+/// Decodes one frame of the given link type.
+pub fn decode(link: LinkType, frame: &[u8]) -> Decoded<'_> {
+    // Hand-strip the pseudo-headers etherparse has no slicer for.
+    let (ether_type, rest) = match link {
+        LinkType::Ethernet => {
+            return match SlicedPacket::from_ethernet(frame) {
+                Ok(p) => from_strict(&p),
+                Err(_) => match LaxSlicedPacket::from_ethernet(frame) {
+                    Ok(p) => from_lax(&p),
+                    Err(_) => Decoded::Stopped(Layer::Link),
+                },
+            };
+        }
+        LinkType::Raw | LinkType::Ipv4 | LinkType::Ipv6 => {
+            return match SlicedPacket::from_ip(frame) {
+                Ok(p) => from_strict(&p),
+                Err(_) => match LaxSlicedPacket::from_ip(frame) {
+                    Ok(p) => from_lax(&p),
+                    Err(_) => Decoded::Stopped(Layer::Ip),
+                },
+            };
+        }
+        LinkType::Null | LinkType::Loop => {
+            let Some(fam) = frame.get(..4) else {
+                return Decoded::Stopped(Layer::Link);
+            };
+            let fam = [fam[0], fam[1], fam[2], fam[3]];
+            let family = if link == LinkType::Null {
+                u32::from_ne_bytes(fam)
+            } else {
+                u32::from_be_bytes(fam)
+            };
+            // AF_INET is 2 everywhere; AF_INET6 is 10 (Linux), 24, 28 or 30 (BSDs).
+            let et = match family {
+                2 => EtherType::IPV4,
+                10 | 24 | 28 | 30 => EtherType::IPV6,
+                _ => return Decoded::Skip(Skip::NotIp),
+            };
+            (et, &frame[4..])
+        }
+        LinkType::LinuxSll => match frame.get(14..16) {
+            Some(p) => (EtherType(u16::from_be_bytes([p[0], p[1]])), &frame[16..]),
+            None => return Decoded::Stopped(Layer::Link),
+        },
+        LinkType::LinuxSll2 => match (frame.get(..2), frame.len() >= 20) {
+            (Some(p), true) => (EtherType(u16::from_be_bytes([p[0], p[1]])), &frame[20..]),
+            _ => return Decoded::Stopped(Layer::Link),
+        },
+        LinkType::Unknown(_) => return Decoded::Stopped(Layer::Link),
+    };
+    match SlicedPacket::from_ether_type(ether_type, rest) {
+        Ok(p) => from_strict(&p),
+        Err(_) => from_lax(&LaxSlicedPacket::from_ether_type(ether_type, rest)),
+    }
+}
+
+fn from_strict<'a>(p: &SlicedPacket<'a>) -> Decoded<'a> {
+    let (src, dst, payload) = match &p.net {
+        Some(NetSlice::Ipv4(v4)) => {
+            let h = v4.header();
+            let pl = v4.payload();
+            if pl.fragmented && h.fragments_offset().value() != 0 {
+                return Decoded::Skip(Skip::LaterFragment);
+            }
+            (
+                IpAddr::V4(Ipv4Addr::from(h.source())),
+                IpAddr::V4(Ipv4Addr::from(h.destination())),
+                pl,
+            )
+        }
+        Some(NetSlice::Ipv6(v6)) => {
+            let h = v6.header();
+            (
+                IpAddr::V6(Ipv6Addr::from(h.source())),
+                IpAddr::V6(Ipv6Addr::from(h.destination())),
+                v6.payload(),
+            )
+        }
+        _ => return Decoded::Skip(Skip::NotIp),
+    };
+    match &p.transport {
+        Some(TransportSlice::Udp(u)) => Decoded::Packet(Transport::Udp(Udp {
+            src,
+            dst,
+            src_port: u.source_port(),
+            dst_port: u.destination_port(),
+            payload: u.payload(),
+            partial: false,
+        })),
+        Some(TransportSlice::Tcp(t)) => Decoded::Packet(Transport::Tcp(
+            TcpSegment {
+                src,
+                dst,
+                src_port: t.source_port(),
+                dst_port: t.destination_port(),
+                seq: t.sequence_number(),
+                ack: t.acknowledgment_number(),
+                syn: t.syn(),
+                ack_flag: t.ack(),
+                fin: t.fin(),
+                rst: t.rst(),
+                payload: t.payload(),
+            },
+            false,
+        )),
+        Some(_) => Decoded::Skip(Skip::OtherTransport),
+        // etherparse leaves the transport unparsed in a fragment: the first
+        // fragment of a UDP datagram still starts with the UDP header.
+        None if payload.fragmented => {
+            first_fragment_udp(src, dst, payload.ip_number, payload.payload)
+        }
+        None if payload.ip_number == IpNumber::UDP || payload.ip_number == IpNumber::TCP => {
+            Decoded::Stopped(Layer::Transport)
+        }
+        None => Decoded::Skip(Skip::OtherTransport),
+    }
+}
+
+fn first_fragment_udp<'a>(
+    src: IpAddr,
+    dst: IpAddr,
+    proto: IpNumber,
+    data: &'a [u8],
+) -> Decoded<'a> {
+    if proto != IpNumber::UDP {
+        return Decoded::Skip(Skip::OtherTransport);
+    }
+    if data.len() < 8 {
+        return Decoded::Stopped(Layer::Transport);
+    }
+    Decoded::Packet(Transport::Udp(Udp {
+        src,
+        dst,
+        src_port: u16::from_be_bytes([data[0], data[1]]),
+        dst_port: u16::from_be_bytes([data[2], data[3]]),
+        payload: &data[8..],
+        partial: true,
+    }))
+}
+
+fn from_lax<'a>(p: &LaxSlicedPacket<'a>) -> Decoded<'a> {
+    let (src, dst, payload) = match &p.net {
+        Some(LaxNetSlice::Ipv4(v4)) => {
+            let h = v4.header();
+            let pl = v4.payload();
+            if pl.fragmented && h.fragments_offset().value() != 0 {
+                return Decoded::Skip(Skip::LaterFragment);
+            }
+            (
+                IpAddr::V4(Ipv4Addr::from(h.source())),
+                IpAddr::V4(Ipv4Addr::from(h.destination())),
+                pl,
+            )
+        }
+        Some(LaxNetSlice::Ipv6(v6)) => {
+            let h = v6.header();
+            (
+                IpAddr::V6(Ipv6Addr::from(h.source())),
+                IpAddr::V6(Ipv6Addr::from(h.destination())),
+                v6.payload(),
+            )
+        }
+        Some(LaxNetSlice::Arp(_)) => return Decoded::Skip(Skip::NotIp),
+        None => {
+            return Decoded::Stopped(match &p.stop_err {
+                Some((_, l)) => layer_of(*l),
+                None => Layer::Link,
+            });
+        }
+    };
+    match &p.transport {
+        Some(TransportSlice::Udp(u)) => Decoded::Packet(Transport::Udp(Udp {
+            src,
+            dst,
+            src_port: u.source_port(),
+            dst_port: u.destination_port(),
+            payload: u.payload(),
+            partial: payload.incomplete || payload.fragmented,
+        })),
+        Some(TransportSlice::Tcp(t)) => Decoded::Packet(Transport::Tcp(
+            TcpSegment {
+                src,
+                dst,
+                src_port: t.source_port(),
+                dst_port: t.destination_port(),
+                seq: t.sequence_number(),
+                ack: t.acknowledgment_number(),
+                syn: t.syn(),
+                ack_flag: t.ack(),
+                fin: t.fin(),
+                rst: t.rst(),
+                payload: t.payload(),
+            },
+            payload.incomplete,
+        )),
+        Some(_) => Decoded::Skip(Skip::OtherTransport),
+        None if payload.fragmented => {
+            first_fragment_udp(src, dst, payload.ip_number, payload.payload)
+        }
+        None => match &p.stop_err {
+            Some((_, l)) => Decoded::Stopped(layer_of(*l)),
+            None if payload.ip_number == IpNumber::UDP || payload.ip_number == IpNumber::TCP => {
+                Decoded::Stopped(Layer::Transport)
+            }
+            None => Decoded::Skip(Skip::OtherTransport),
+        },
+    }
+}
+
+fn layer_of(l: EpLayer) -> Layer {
+    use EpLayer::*;
+    match l {
+        LinuxSllHeader | Ethernet2Header | EtherPayload | VlanHeader | MacsecHeader
+        | MacsecPacket => Layer::Link,
+        IpHeader
+        | Ipv4Header
+        | Ipv4Packet
+        | IpAuthHeader
+        | Ipv6Header
+        | Ipv6Packet
+        | Ipv6ExtHeader
+        | Ipv6HopByHopHeader
+        | Ipv6DestOptionsHeader
+        | Ipv6RouteHeader
+        | Ipv6FragHeader => Layer::Ip,
+        _ => Layer::Transport,
+    }
+}

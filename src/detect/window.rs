@@ -1,0 +1,217 @@
+//! What a rule sees: a client's recent bins, reduced to the numbers rules use,
+//! and its baselines. Plain values, so rules are pure functions and tests
+//! build windows by hand.
+
+use crate::classify::{ClientBin, SUB_BINS};
+use crate::dns::{QtypeBucket, RcodeBucket};
+
+/// One closed bin of one client, as the rules need it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BinSummary {
+    pub start: i64,
+    pub end: i64,
+    pub queries: u64,
+    pub qtype: [u64; 6],
+    pub responses: u64,
+    pub nxdomain: u64,
+    pub unresolved: u64,
+    pub unresolved_nxdomain: u64,
+    pub sub_bins: [(u32, u32); SUB_BINS],
+    pub connections: u64,
+    pub mail_from: u64,
+    pub user_unknown: u64,
+    pub rcpt_rejected: u64,
+    pub outbound: u64,
+    pub distinct_smtp_clients: u64,
+    pub samples: Vec<Box<str>>,
+    pub sample_rejected: Vec<Box<str>>,
+}
+
+impl BinSummary {
+    pub fn of(start: i64, end: i64, b: &ClientBin) -> Self {
+        let mut samples: Vec<Box<str>> = b.sample_unresolved.clone();
+        samples.extend(b.sample_mx.iter().cloned());
+        BinSummary {
+            start,
+            end,
+            queries: b.dns.queries,
+            qtype: b.dns.qtype,
+            responses: b.dns.responses,
+            nxdomain: b.dns.rcode(RcodeBucket::NxDomain),
+            unresolved: b.dns.unresolved_fqdn,
+            unresolved_nxdomain: b.dns.unresolved_nxdomain,
+            sub_bins: b.sub_bins,
+            connections: b.smtp.connections,
+            mail_from: b.smtp.mail_from,
+            user_unknown: b.smtp.user_unknown,
+            rcpt_rejected: b.smtp.rcpt_rejected,
+            outbound: b.smtp.outbound,
+            distinct_smtp_clients: b.smtp.distinct_clients,
+            samples,
+            sample_rejected: b.sample_rejected.clone(),
+        }
+    }
+
+    /// A bin with only query counts (tests and synthetic days).
+    pub fn queries(start: i64, end: i64, a: u64, mx: u64, ptr: u64) -> Self {
+        let mut qtype = [0; 6];
+        qtype[QtypeBucket::A as usize] = a;
+        qtype[QtypeBucket::Mx as usize] = mx;
+        qtype[QtypeBucket::Ptr as usize] = ptr;
+        BinSummary {
+            start,
+            end,
+            queries: a + mx + ptr,
+            qtype,
+            ..Default::default()
+        }
+    }
+
+    pub fn secs(&self) -> f64 {
+        (self.end - self.start) as f64 / 1e6
+    }
+
+    pub fn qps(&self) -> f64 {
+        self.queries as f64 / self.secs()
+    }
+
+    pub fn mx(&self) -> u64 {
+        self.qtype[QtypeBucket::Mx as usize]
+    }
+}
+
+/// Sums over a run of bins.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Totals {
+    pub secs: f64,
+    pub queries: u64,
+    pub qtype: [u64; 6],
+    pub responses: u64,
+    pub nxdomain: u64,
+    pub unresolved: u64,
+    pub unresolved_nxdomain: u64,
+    pub connections: u64,
+    pub mail_from: u64,
+    pub user_unknown: u64,
+    pub rcpt_rejected: u64,
+    pub outbound: u64,
+    pub distinct_smtp_clients_max: u64,
+}
+
+impl Totals {
+    pub fn of(bins: &[BinSummary]) -> Self {
+        let mut t = Totals::default();
+        for b in bins {
+            t.secs += b.secs();
+            t.queries += b.queries;
+            for i in 0..6 {
+                t.qtype[i] += b.qtype[i];
+            }
+            t.responses += b.responses;
+            t.nxdomain += b.nxdomain;
+            t.unresolved += b.unresolved;
+            t.unresolved_nxdomain += b.unresolved_nxdomain;
+            t.connections += b.connections;
+            t.mail_from += b.mail_from;
+            t.user_unknown += b.user_unknown;
+            t.rcpt_rejected += b.rcpt_rejected;
+            t.outbound += b.outbound;
+            t.distinct_smtp_clients_max = t.distinct_smtp_clients_max.max(b.distinct_smtp_clients);
+        }
+        t
+    }
+
+    pub fn qps(&self) -> f64 {
+        if self.secs > 0.0 {
+            self.queries as f64 / self.secs
+        } else {
+            0.0
+        }
+    }
+
+    pub fn share(&self, part: u64, whole: u64) -> f64 {
+        if whole == 0 {
+            0.0
+        } else {
+            part as f64 / whole as f64
+        }
+    }
+
+    pub fn mx(&self) -> u64 {
+        self.qtype[QtypeBucket::Mx as usize]
+    }
+
+    pub fn mx_share(&self) -> f64 {
+        self.share(self.mx(), self.queries)
+    }
+
+    pub fn unresolved_share(&self) -> f64 {
+        self.share(self.unresolved, self.queries)
+    }
+
+    pub fn nxdomain_share(&self) -> f64 {
+        self.share(self.nxdomain, self.responses)
+    }
+}
+
+/// Per-client baselines in events per second. They adapt only in quiet bins,
+/// upwards at most by a bounded factor per bin (so a slow ramp cannot drag
+/// them along), and stay frozen while an alert is active.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Baselines {
+    /// Quiet bins learnt from; below the warm-up count the client is new.
+    pub bins: u64,
+    pub qps: f64,
+    pub mx_qps: f64,
+    pub user_unknown_ps: f64,
+    pub outbound_ps: f64,
+}
+
+/// R² of the least-squares line of `y` on `x` (the paper's Figure 6:
+/// unresolved vs total queries per sub-bin). None when x or y is constant.
+pub fn r_squared(points: impl Iterator<Item = (f64, f64)>) -> Option<f64> {
+    let (mut n, mut sx, mut sy, mut sxx, mut syy, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    for (x, y) in points {
+        n += 1.0;
+        sx += x;
+        sy += y;
+        sxx += x * x;
+        syy += y * y;
+        sxy += x * y;
+    }
+    if n < 3.0 {
+        return None;
+    }
+    let vx = n * sxx - sx * sx;
+    let vy = n * syy - sy * sy;
+    if vx <= 0.0 || vy <= 0.0 {
+        return None;
+    }
+    let cov = n * sxy - sx * sy;
+    Some((cov * cov) / (vx * vy))
+}
+
+/// R² over the sub-bins of a run of bins.
+pub fn sub_bin_r_squared(bins: &[BinSummary]) -> Option<f64> {
+    r_squared(
+        bins.iter()
+            .flat_map(|b| b.sub_bins.iter().map(|&(t, u)| (t as f64, u as f64))),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn r_squared_of_a_line_is_one_and_of_noise_is_low() {
+        let line = (0..20).map(|i| (i as f64, 0.3 * i as f64 + 2.0));
+        assert!((r_squared(line).unwrap() - 1.0).abs() < 1e-9);
+        let noise = [(1.0, 5.0), (2.0, 1.0), (3.0, 4.0), (4.0, 1.0), (5.0, 5.0)];
+        assert!(r_squared(noise.into_iter()).unwrap() < 0.2);
+        assert_eq!(
+            r_squared([(1.0, 1.0), (1.0, 2.0), (1.0, 3.0)].into_iter()),
+            None
+        );
+    }
+}

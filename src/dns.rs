@@ -1,0 +1,373 @@
+//! DNS message heads: bytes -> [`DnsHead`]. The one file that imports hickory-proto.
+//!
+//! The sensor needs the header (id, QR, opcode, 4-bit rcode) and the first
+//! question (name, type). A hand-written fast path reads exactly those and
+//! works on truncated messages and first IP fragments, where a full decode
+//! fails. A question name that uses a compression pointer (legal, rare) is
+//! read by hickory-proto's decoder, which is also the reference the fast path
+//! is checked against in the tests. Mnemonics for types and rcodes come from
+//! hickory's `RecordType` and `ResponseCode`.
+
+use hickory_proto::op::{Query, ResponseCode};
+use hickory_proto::rr::RecordType;
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+
+/// Longest presentation name we keep (RFC 1035 §2.3.4: 255 octets on the wire;
+/// escapes can make the text longer, which is capped here).
+pub const NAME_MAX: usize = 320;
+
+/// What the sensor keeps of a DNS message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsHead {
+    pub id: u16,
+    pub response: bool,
+    pub opcode: u8,
+    /// The 4-bit header rcode (the EDNS extension is not merged).
+    pub rcode: u8,
+    /// The first question, when the message has one and it is complete.
+    pub question: Option<Question>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Question {
+    pub qtype: u16,
+    /// Length of the lower-cased name (no trailing dot) written to the caller's buffer.
+    pub name_len: usize,
+}
+
+/// Why a message could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsError {
+    /// Shorter than the 12-byte header.
+    ShortHeader,
+    /// A label longer than 63, a name longer than 255, a pointer loop or
+    /// a reserved label type.
+    BadName,
+}
+
+/// Reads the header and first question of `msg`. The name is written,
+/// lower-cased and without the trailing dot, into `name` (cleared first).
+/// A question cut short (snaplen, fragment) gives `question: None`.
+pub fn parse_head(msg: &[u8], name: &mut Vec<u8>) -> Result<DnsHead, DnsError> {
+    if msg.len() < 12 {
+        return Err(DnsError::ShortHeader);
+    }
+    let id = u16::from_be_bytes([msg[0], msg[1]]);
+    let flags = u16::from_be_bytes([msg[2], msg[3]]);
+    let qdcount = u16::from_be_bytes([msg[4], msg[5]]);
+    let mut head = DnsHead {
+        id,
+        response: flags & 0x8000 != 0,
+        opcode: ((flags >> 11) & 0xf) as u8,
+        rcode: (flags & 0xf) as u8,
+        question: None,
+    };
+    name.clear();
+    if qdcount == 0 {
+        return Ok(head);
+    }
+    match read_name_fast(msg, 12, name) {
+        NameRead::Done(end) => {
+            if let Some(t) = msg.get(end..end + 4) {
+                head.question = Some(Question {
+                    qtype: u16::from_be_bytes([t[0], t[1]]),
+                    name_len: name.len(),
+                });
+            }
+        }
+        NameRead::Incomplete => {}
+        NameRead::Bad => return Err(DnsError::BadName),
+        NameRead::Pointer => {
+            name.clear();
+            head.question = question_by_hickory(msg, name)?;
+        }
+    }
+    Ok(head)
+}
+
+enum NameRead {
+    Done(usize),
+    Incomplete,
+    Bad,
+    /// A compression pointer: leave it to hickory.
+    Pointer,
+}
+
+fn read_name_fast(msg: &[u8], mut pos: usize, out: &mut Vec<u8>) -> NameRead {
+    let mut wire_len = 1usize;
+    loop {
+        let Some(&len) = msg.get(pos) else {
+            return NameRead::Incomplete;
+        };
+        match len & 0xc0 {
+            0x00 => {}
+            0xc0 => return NameRead::Pointer,
+            _ => return NameRead::Bad,
+        }
+        let len = len as usize;
+        if len == 0 {
+            return NameRead::Done(pos + 1);
+        }
+        wire_len += len + 1;
+        if wire_len > 255 {
+            return NameRead::Bad;
+        }
+        let Some(label) = msg.get(pos + 1..pos + 1 + len) else {
+            return NameRead::Incomplete;
+        };
+        if !out.is_empty() {
+            out.push(b'.');
+        }
+        push_label(label, out);
+        pos += 1 + len;
+    }
+}
+
+/// Appends a label in presentation form, lower-cased; bytes that are not
+/// printable, `.` and `\` are escaped as `\DDD` (RFC 4343 §2.1).
+fn push_label(label: &[u8], out: &mut Vec<u8>) {
+    for &b in label {
+        if out.len() + 4 > NAME_MAX {
+            return;
+        }
+        match b {
+            b'A'..=b'Z' => out.push(b + 32),
+            b'.' | b'\\' | 0..=0x20 | 0x7f..=0xff => {
+                out.push(b'\\');
+                out.push(b'0' + b / 100);
+                out.push(b'0' + (b / 10) % 10);
+                out.push(b'0' + b % 10);
+            }
+            _ => out.push(b),
+        }
+    }
+}
+
+fn question_by_hickory(msg: &[u8], out: &mut Vec<u8>) -> Result<Option<Question>, DnsError> {
+    let mut dec = BinDecoder::new(msg);
+    if dec.read_slice(12).is_err() {
+        return Err(DnsError::ShortHeader);
+    }
+    match Query::read(&mut dec) {
+        Ok(q) => {
+            for label in q.name().iter() {
+                if !out.is_empty() {
+                    out.push(b'.');
+                }
+                push_label(label, out);
+            }
+            Ok(Some(Question {
+                qtype: u16::from(q.query_type()),
+                name_len: out.len(),
+            }))
+        }
+        // A pointer past the captured bytes: cut short, not malformed.
+        Err(_) if dec.index() >= msg.len() => Ok(None),
+        Err(_) => Err(DnsError::BadName),
+    }
+}
+
+/// Mnemonic of a query type: `MX`, `AAAA`, or `TYPE65280` (RFC 3597) for
+/// types hickory does not name.
+pub fn qtype_name(qtype: u16) -> String {
+    match RecordType::from(qtype) {
+        RecordType::Unknown(n) => format!("TYPE{n}"),
+        t => t.to_string(),
+    }
+}
+
+/// Mnemonic of a 4-bit header rcode: `NOERROR`, `NXDOMAIN`, ... `RCODE11`.
+pub fn rcode_name(rcode: u8) -> String {
+    match ResponseCode::from_low(rcode) {
+        ResponseCode::Unknown(n) => format!("RCODE{n}"),
+        r => format!("{r:?}").to_ascii_uppercase(),
+    }
+}
+
+/// Query types with their own counter; the rest count as `other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QtypeBucket {
+    A,
+    Aaaa,
+    Ptr,
+    Mx,
+    Txt,
+    Other,
+}
+
+impl QtypeBucket {
+    pub const ALL: [QtypeBucket; 6] = [
+        Self::A,
+        Self::Aaaa,
+        Self::Ptr,
+        Self::Mx,
+        Self::Txt,
+        Self::Other,
+    ];
+
+    pub fn of(qtype: u16) -> Self {
+        match RecordType::from(qtype) {
+            RecordType::A => Self::A,
+            RecordType::AAAA => Self::Aaaa,
+            RecordType::PTR => Self::Ptr,
+            RecordType::MX => Self::Mx,
+            RecordType::TXT => Self::Txt,
+            _ => Self::Other,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::A => "A",
+            Self::Aaaa => "AAAA",
+            Self::Ptr => "PTR",
+            Self::Mx => "MX",
+            Self::Txt => "TXT",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// Response codes with their own counter; the rest count as `other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RcodeBucket {
+    NoError,
+    NxDomain,
+    ServFail,
+    Refused,
+    Other,
+}
+
+impl RcodeBucket {
+    pub const ALL: [RcodeBucket; 5] = [
+        Self::NoError,
+        Self::NxDomain,
+        Self::ServFail,
+        Self::Refused,
+        Self::Other,
+    ];
+
+    pub fn of(rcode: u8) -> Self {
+        match ResponseCode::from_low(rcode) {
+            ResponseCode::NoError => Self::NoError,
+            ResponseCode::NXDomain => Self::NxDomain,
+            ResponseCode::ServFail => Self::ServFail,
+            ResponseCode::Refused => Self::Refused,
+            _ => Self::Other,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::NoError => "NOERROR",
+            Self::NxDomain => "NXDOMAIN",
+            Self::ServFail => "SERVFAIL",
+            Self::Refused => "REFUSED",
+            Self::Other => "other",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::{Message, MessageType, OpCode};
+    use hickory_proto::rr::Name;
+    use proptest::prelude::*;
+    use std::str::FromStr;
+
+    fn query_bytes(name: &str, qtype: RecordType, id: u16) -> Vec<u8> {
+        let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+        m.add_query(Query::query(Name::from_str(name).unwrap(), qtype));
+        m.to_vec().unwrap()
+    }
+
+    #[test]
+    fn reads_a_query_lower_cased_without_trailing_dot() {
+        let bytes = query_bytes("MaIl.Example.COM.", RecordType::MX, 0x1234);
+        let mut name = Vec::new();
+        let h = parse_head(&bytes, &mut name).unwrap();
+        assert_eq!(h.id, 0x1234);
+        assert!(!h.response);
+        assert_eq!(h.question.unwrap().qtype, 15);
+        assert_eq!(name, b"mail.example.com");
+    }
+
+    #[test]
+    fn truncated_question_keeps_the_header() {
+        let bytes = query_bytes("mail.example.com.", RecordType::A, 7);
+        let mut name = Vec::new();
+        let h = parse_head(&bytes[..20], &mut name).unwrap();
+        assert_eq!(h.id, 7);
+        assert_eq!(h.question, None);
+        assert_eq!(
+            parse_head(&bytes[..11], &mut name),
+            Err(DnsError::ShortHeader)
+        );
+    }
+
+    #[test]
+    fn rejects_long_labels_and_pointer_loops() {
+        let mut msg = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 64];
+        msg.extend(std::iter::repeat_n(b'a', 64));
+        msg.extend([0, 0, 1, 0, 1]);
+        assert_eq!(parse_head(&msg, &mut Vec::new()), Err(DnsError::BadName));
+        // Name at offset 12 is a pointer to itself.
+        let lp = [0u8, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1];
+        assert_eq!(parse_head(&lp, &mut Vec::new()), Err(DnsError::BadName));
+    }
+
+    #[test]
+    fn compressed_question_goes_through_hickory() {
+        // A pointer must refer to a prior occurrence (RFC 1035 §4.1.4): in a
+        // first question only the header comes before, so a pointer forward
+        // into the answer section is malformed for hickory and for us.
+        let mut msg = vec![0, 9, 0x81, 0x83, 0, 1, 0, 0, 0, 0, 0, 0];
+        msg.extend([1, b'A', 0xc0, 20, 0, 15, 0, 1]);
+        msg.extend([
+            7, b'e', b'x', b'a', b'm', b'p', b'l', b'e', 3, b'c', b'o', b'm', 0,
+        ]);
+        assert_eq!(parse_head(&msg, &mut Vec::new()), Err(DnsError::BadName));
+        // A pointer cut off by the capture is truncation, not malformation.
+        let cut = &msg[..14];
+        let h = parse_head(cut, &mut Vec::new()).unwrap();
+        assert_eq!((h.rcode, h.question), (3, None));
+    }
+
+    #[test]
+    fn mnemonics() {
+        assert_eq!(qtype_name(15), "MX");
+        assert_eq!(qtype_name(65280), "TYPE65280");
+        assert_eq!(rcode_name(3), "NXDOMAIN");
+        assert_eq!(rcode_name(0), "NOERROR");
+        assert_eq!(rcode_name(2), "SERVFAIL");
+        assert_eq!(RcodeBucket::of(5), RcodeBucket::Refused);
+        assert_eq!(QtypeBucket::of(28), QtypeBucket::Aaaa);
+    }
+
+    proptest! {
+        /// The fast path and hickory-proto's decoder agree on every
+        /// well-formed query (the reference check for the fast path).
+        #[test]
+        fn fast_path_equals_hickory(labels in proptest::collection::vec("[a-zA-Z0-9_][a-zA-Z0-9_-]{0,19}", 1..6),
+                                    qtype in 1u16..300, id in any::<u16>()) {
+            let name = format!("{}.", labels.join("."));
+            let bytes = query_bytes(&name, RecordType::from(qtype), id);
+            let mut fast = Vec::new();
+            let h = parse_head(&bytes, &mut fast).unwrap();
+            let full = Message::from_vec(&bytes).unwrap();
+            let q = &full.queries[0];
+            prop_assert_eq!(h.id, full.metadata.id);
+            prop_assert_eq!(h.question.unwrap().qtype, u16::from(q.query_type()));
+            let want = q.name().to_lowercase().to_ascii();
+            prop_assert_eq!(String::from_utf8(fast).unwrap(), want.trim_end_matches('.'));
+        }
+
+        /// Arbitrary bytes never panic, and every prefix of a valid message parses
+        /// without error (truncation is not malformation).
+        #[test]
+        fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = parse_head(&bytes, &mut Vec::new());
+        }
+    }
+}
