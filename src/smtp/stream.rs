@@ -136,11 +136,13 @@ impl HalfStream {
     fn hold(&mut self, seq: u32, payload: &[u8], stats: &mut SmtpStats) {
         let next = self.next_seq.unwrap_or(seq);
         let offset = |s: u32| s.wrapping_sub(next);
-        if let Some(same) = self.held.iter().find(|h| h.seq == seq) {
-            if same.data.len() >= payload.len() {
-                stats.duplicate_bytes += payload.len() as u64;
-                return;
-            }
+        let already_held = self
+            .held
+            .iter()
+            .any(|h| h.seq == seq && h.data.len() >= payload.len());
+        if already_held {
+            stats.duplicate_bytes += payload.len() as u64;
+            return;
         }
         let at = self.held.partition_point(|h| offset(h.seq) <= offset(seq));
         self.held.insert(
