@@ -218,7 +218,11 @@ impl State {
     fn push_pending(&mut self, pending: Pending, stats: &mut SmtpStats) {
         if self.pending.len() >= MAX_PENDING_COMMANDS {
             self.pending.pop_front();
-            stats.pending_commands_dropped += 1;
+            // Without any server bytes (one-sided capture) no reply will
+            // come: dropping is expected there, not an anomaly.
+            if self.server_spoke {
+                stats.pending_commands_dropped += 1;
+            }
         }
         self.pending.push_back(pending);
     }

@@ -531,6 +531,26 @@ fn flow_cap_evicts_the_oldest_and_counts() {
 }
 
 #[test]
+fn flow_cap_prefers_evicting_an_idle_flow() {
+    let limits = SmtpLimits {
+        max_flows: 2,
+        ..SmtpLimits::default()
+    };
+    let mut tracker = SmtpTracker::new(limits);
+    let mut out = Vec::new();
+    let mut busy = Conn::new(43_000);
+    tracker.on_segment(0, &busy.syn(), &mut out); // oldest, but stays busy
+    tracker.on_segment(1, &Conn::new(43_001).syn(), &mut out); // idle since 1
+    tracker.on_segment(2, &busy.c(b"NOOP\r\n"), &mut out);
+    tracker.on_segment(3, &Conn::new(43_002).syn(), &mut out); // table full
+    out.clear();
+    tracker.on_segment(4, &busy.c(b"QUIT\r\n"), &mut out);
+    assert_eq!(out.iter().map(show).collect::<Vec<_>>(), ["cmd Quit"]);
+    assert_eq!(tracker.stats().flows_evicted, 1);
+    assert_eq!(tracker.stats().flows_midstream, 0, "the busy flow was kept");
+}
+
+#[test]
 fn idle_flows_expire() {
     let mut tracker = SmtpTracker::new(SmtpLimits::default());
     let mut out = Vec::new();
@@ -557,4 +577,26 @@ fn rst_closes_the_flow_and_other_ports_are_ignored() {
     let events = feed(&mut tracker, &[k.syn(), rst, other]);
     assert_eq!(events, ["start", "outbound"]);
     assert_eq!((tracker.flow_count(), tracker.stats().flows_closed), (0, 1));
+}
+
+#[test]
+fn midstream_pickup_of_tls_is_counted_encrypted_and_not_parsed() {
+    let k = Conn::new(42_200);
+    // A TLS application-data record (type 23, version 3.3) first seen.
+    let (events, stats) = run(&[k.c_at(77, b"\x17\x03\x03\x00\x10RCPT TO:<x@y>\r\n")]);
+    assert!(events.is_empty());
+    assert_eq!((stats.encrypted_sessions, stats.flows_midstream), (1, 1));
+}
+
+#[test]
+fn starttls_with_its_220_missed_turns_encrypted_on_the_handshake() {
+    let mut k = Conn::new(42_300);
+    let (events, _) = run(&[
+        k.syn(),
+        k.s(b"220 mx\r\n"),
+        k.c(b"STARTTLS\r\n"),
+        // The server's 220 to STARTTLS was not captured.
+        k.c(b"\x16\x03\x01\x00\x05RCPT TO:<x@y>\r\n"),
+    ]);
+    assert_eq!(events[2..], ["reply 220 Connect", "cmd StartTls", "tls"]);
 }

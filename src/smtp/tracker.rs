@@ -5,7 +5,8 @@
 //! both directions find it. Flows are created by a SYN to port 25, by a
 //! SYN-ACK from port 25, or by the first payload of a flow never seen opening
 //! (mid-stream pickup). The table is bounded: at `max_flows` the oldest flow
-//! (by creation) is evicted, counted; [`SmtpTracker::expire`] drops idle
+//! (by creation, preferring the most idle of the few oldest) is evicted,
+//! counted; [`SmtpTracker::expire`] drops idle
 //! flows. Eviction order is kept in a queue with lazy deletion, so inserting
 //! is O(1) amortised and the result never depends on hash order.
 
@@ -17,6 +18,11 @@ use super::stream::{HalfStream, HoldCap};
 use super::{SMTP_PORT, SmtpEvent, SmtpEventKind, SmtpLimits, SmtpStats, TcpSegment};
 
 type Endpoint = (IpAddr, u16);
+
+/// How many of the oldest flows are looked at when the table is full: the
+/// most idle of them goes. Small enough to keep inserting O(1), large
+/// enough that a long, busy session is rarely the one evicted.
+const EVICTION_CANDIDATES: usize = 8;
 
 /// Both endpoints, lower first: the same key for either direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -295,20 +301,33 @@ impl SmtpTracker {
         }
     }
 
-    /// Evict the oldest live flow; false when there is none.
+    /// Evict one flow: among the [`EVICTION_CANDIDATES`] oldest, the one
+    /// idle the longest (the oldest on a tie); false when there is none.
     fn evict_oldest(&mut self) -> bool {
-        while let Some((key, generation)) = self.creation_order.pop_front() {
-            if self
-                .flows
-                .get(&key)
-                .is_some_and(|f| f.generation == generation)
-            {
-                self.remove_flow(key);
-                self.stats.flows_evicted += 1;
-                return true;
-            }
+        let flows = &self.flows;
+        let is_live = |(key, generation): &(FlowKey, u64)| {
+            flows.get(key).is_some_and(|f| f.generation == *generation)
+        };
+        while self
+            .creation_order
+            .front()
+            .is_some_and(|entry| !is_live(entry))
+        {
+            self.creation_order.pop_front();
         }
-        false
+        let victim = self
+            .creation_order
+            .iter()
+            .take(EVICTION_CANDIDATES)
+            .filter(|entry| is_live(entry))
+            .min_by_key(|(key, _)| flows.get(key).map_or(i64::MIN, |f| f.last_seen_micros))
+            .map(|(key, _)| *key);
+        let Some(key) = victim else {
+            return false;
+        };
+        self.remove_flow(key);
+        self.stats.flows_evicted += 1;
+        true
     }
 
     fn remove_flow(&mut self, key: FlowKey) {
