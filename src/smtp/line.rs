@@ -41,11 +41,17 @@ impl LineSplitter {
         }
     }
 
-    /// Forget any partial line and skip to the start of the next line (used
-    /// after a gap in the stream or when picking a flow up mid-stream).
-    pub fn resync(&mut self) {
+    /// Forget any partial line (its bytes were followed by a gap).
+    pub fn clear(&mut self) {
         self.partial.clear();
         self.partial_returned = false;
+        self.discarding = false;
+    }
+
+    /// Forget any partial line and skip to the start of the next line (used
+    /// when bytes after a gap start in the middle of a line).
+    pub fn resync(&mut self) {
+        self.clear();
         self.discarding = true;
     }
 

@@ -122,12 +122,35 @@ pub fn normalize_recipient(raw: &[u8], out: &mut [u8; MAX_RECIPIENT_LEN]) -> usi
     valid
 }
 
-/// Payload that starts like a client command line (a verb of letters and
-/// then space or CRLF), used to pick up a flow mid-stream without losing
-/// its first line.
+/// Verbs of RFC 5321 §4.1 and common extensions (RFC 3207 STARTTLS, RFC
+/// 4954 AUTH, RFC 3030 BDAT, RFC 1985 ETRN).
+const KNOWN_VERBS: &[&[u8]] = &[
+    b"HELO",
+    b"EHLO",
+    b"MAIL",
+    b"RCPT",
+    b"DATA",
+    b"BDAT",
+    b"RSET",
+    b"QUIT",
+    b"NOOP",
+    b"VRFY",
+    b"EXPN",
+    b"HELP",
+    b"AUTH",
+    b"ETRN",
+    b"STARTTLS",
+];
+
+/// Payload that starts like a client command line (a known verb, any case,
+/// then space or CRLF): used after a gap or a mid-stream pickup to keep a
+/// first line that starts right there.
 pub fn looks_like_command_start(data: &[u8]) -> bool {
     let verb_len = data.iter().take_while(|b| b.is_ascii_alphabetic()).count();
-    (4..=8).contains(&verb_len) && matches!(data.get(verb_len), Some(b' ' | b'\r' | b'\n'))
+    matches!(data.get(verb_len), Some(b' ' | b'\r' | b'\n'))
+        && KNOWN_VERBS
+            .iter()
+            .any(|verb| verb.eq_ignore_ascii_case(&data[..verb_len]))
 }
 
 /// Payload that starts like a reply line (`NNN` then space, dash or CRLF).
@@ -258,7 +281,9 @@ mod tests {
     fn line_start_heuristics() {
         assert!(looks_like_command_start(b"RCPT TO:<x>\r\n"));
         assert!(looks_like_command_start(b"QUIT\r\n"));
+        assert!(looks_like_command_start(b"starttls\r\n"));
         assert!(!looks_like_command_start(b"om:<x>\r\n"));
+        assert!(!looks_like_command_start(b"from the body\r\n"));
         assert!(looks_like_reply_start(b"250 ok\r\n"));
         assert!(looks_like_reply_start(b"354\r\n"));
         assert!(!looks_like_reply_start(b"0 ok\r\n"));

@@ -198,6 +198,8 @@ impl Script {
 struct Piece {
     to_server: bool,
     seq: u32,
+    /// Everything the other side sent before this flight (it was received).
+    ack: u32,
     data: Vec<u8>,
 }
 
@@ -207,7 +209,11 @@ fn pieces(flights: &[Flight], cuts: &[u16]) -> Vec<Vec<Piece>> {
     let mut cut_values = cuts.iter().copied().cycle();
     let mut out = Vec::new();
     for (to_server, bytes) in flights {
-        let next = if *to_server { &mut c_next } else { &mut s_next };
+        let (next, ack) = if *to_server {
+            (&mut c_next, s_next)
+        } else {
+            (&mut s_next, c_next)
+        };
         let count = if cuts.is_empty() {
             0
         } else {
@@ -224,6 +230,7 @@ fn pieces(flights: &[Flight], cuts: &[u16]) -> Vec<Vec<Piece>> {
             .map(|w| Piece {
                 to_server: *to_server,
                 seq: next.wrapping_add(w[0] as u32),
+                ack,
                 data: bytes[w[0]..w[1]].to_vec(),
             })
             .collect();
@@ -231,6 +238,17 @@ fn pieces(flights: &[Flight], cuts: &[u16]) -> Vec<Vec<Piece>> {
         out.push(flight);
     }
     out
+}
+
+/// The segment that carries `piece`.
+fn segment<'a>(conn: &Conn, piece: &'a Piece) -> TcpSegment<'a> {
+    let mut seg = conn.c_at(piece.seq, &piece.data);
+    seg.ack = piece.ack;
+    if !piece.to_server {
+        (seg.src, seg.dst, seg.src_port, seg.dst_port) =
+            (seg.dst, seg.src, seg.dst_port, seg.src_port);
+    }
+    seg
 }
 
 /// Events (without time) from SYN, SYN-ACK and then `order` of pieces.
@@ -242,21 +260,14 @@ fn events_of(limits: SmtpLimits, order: &[&Piece], resend: &[u16]) -> Vec<String
     tracker.on_segment(1, &conn.syn_ack(), &mut out);
     let mut resend = resend.iter().copied();
     for (i, piece) in order.iter().enumerate() {
-        let mut seg = conn.c_at(piece.seq, &piece.data);
-        if !piece.to_server {
-            (seg.src, seg.dst, seg.src_port, seg.dst_port) =
-                (seg.dst, seg.src, seg.dst_port, seg.src_port);
-        }
-        tracker.on_segment(i as i64 + 2, &seg, &mut out);
+        tracker.on_segment(i as i64 + 2, &segment(&conn, piece), &mut out);
         // Re-send an already delivered piece (a retransmission), or the SYN.
         if let Some(pick) = resend.next().filter(|p| p % 3 == 0) {
-            let old = order[usize::from(pick) % (i + 1)];
-            let mut again = conn.c_at(old.seq, &old.data);
-            if !old.to_server {
-                (again.src, again.dst, again.src_port, again.dst_port) =
-                    (again.dst, again.src, again.dst_port, again.src_port);
-            }
-            let again = if pick % 2 == 0 { again } else { conn.syn() };
+            let again = if pick % 2 == 0 {
+                segment(&conn, order[usize::from(pick) % (i + 1)])
+            } else {
+                conn.syn()
+            };
             tracker.on_segment(i as i64 + 2, &again, &mut out);
         }
     }

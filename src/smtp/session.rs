@@ -77,6 +77,9 @@ struct ReplyInProgress {
 pub struct Session {
     client_lines: LineSplitter,
     server_lines: LineSplitter,
+    /// The next client bytes follow a gap (or start the capture).
+    client_after_gap: bool,
+    server_after_gap: bool,
     state: State,
 }
 
@@ -102,6 +105,8 @@ impl Session {
         Self {
             client_lines: LineSplitter::new(max_line_len),
             server_lines: LineSplitter::new(max_line_len),
+            client_after_gap: false,
+            server_after_gap: false,
             state: State {
                 pending,
                 client_mode: ClientMode::Commands,
@@ -118,22 +123,24 @@ impl Session {
     }
 
     /// First bytes of a direction that started without a SYN: TLS means the
-    /// session is already encrypted; anything that does not look like a
-    /// line start means resync at the next line.
+    /// session is already encrypted; otherwise they are treated like bytes
+    /// after a gap.
     pub fn pick_up(&mut self, to_server: bool, first: &[u8], stats: &mut SmtpStats) {
         if looks_like_tls(first) {
             if !self.state.encrypted {
                 self.state.encrypted = true;
                 stats.encrypted_sessions += 1;
             }
-        } else if to_server && !looks_like_command_start(first) {
-            self.client_lines.resync();
-        } else if !to_server && !looks_like_reply_start(first) {
-            self.server_lines.resync();
+        } else if to_server {
+            self.client_after_gap = true;
+        } else {
+            self.server_after_gap = true;
         }
     }
 
-    /// In-order data (or a gap) from one direction.
+    /// In-order data (or a gap) from one direction. The first bytes after a
+    /// gap are kept when they look like a line start, else skipped up to the
+    /// next line.
     pub fn on_chunk(
         &mut self,
         to_server: bool,
@@ -143,14 +150,28 @@ impl Session {
     ) {
         match chunk {
             Chunk::Gap if to_server => {
-                self.client_lines.resync();
+                self.client_lines.clear();
+                self.client_after_gap = true;
                 if let ClientMode::Chunk(_) = self.state.client_mode {
                     self.state.client_mode = ClientMode::Commands;
                 }
             }
-            Chunk::Gap => self.server_lines.resync(),
-            Chunk::Data(data) if to_server => self.client_bytes(data, ctx, stats),
-            Chunk::Data(data) => self.server_bytes(data, ctx, stats),
+            Chunk::Gap => {
+                self.server_lines.clear();
+                self.server_after_gap = true;
+            }
+            Chunk::Data(data) if to_server => {
+                if std::mem::take(&mut self.client_after_gap) && !looks_like_command_start(data) {
+                    self.client_lines.resync();
+                }
+                self.client_bytes(data, ctx, stats);
+            }
+            Chunk::Data(data) => {
+                if std::mem::take(&mut self.server_after_gap) && !looks_like_reply_start(data) {
+                    self.server_lines.resync();
+                }
+                self.server_bytes(data, ctx, stats);
+            }
         }
     }
 

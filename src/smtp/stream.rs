@@ -40,7 +40,14 @@ pub struct HalfStream {
     /// Out-of-order segments, sorted by sequence number.
     held: Vec<Held>,
     held_bytes: usize,
+    /// Sequence number of this direction's FIN, when seen (the FIN takes
+    /// one number that the peer acknowledges, RFC 9293 §3.4).
+    fin_seq: Option<u32>,
 }
+
+/// Largest believable acknowledgment jump: the largest TCP window (RFC 7323
+/// §2.3: window scale 14). Beyond it the ACK is ignored as bogus.
+const MAX_ACK_JUMP: u32 = 1 << 30;
 
 /// `a` comes before `b` in sequence space (RFC 1982 style, modulo 2^32).
 fn seq_lt(a: u32, b: u32) -> bool {
@@ -64,6 +71,45 @@ impl HalfStream {
     pub fn start_at(&mut self, seq: u32, stats: &mut SmtpStats) {
         self.discard_held(stats);
         self.next_seq = Some(seq);
+    }
+
+    pub fn saw_fin(&mut self, fin_seq: u32) {
+        self.fin_seq = Some(fin_seq);
+    }
+
+    /// The peer acknowledged everything before `ack`. Bytes before it that
+    /// are missing here were lost by the capture, not the network, and will
+    /// never be retransmitted: give those gaps up now rather than wait for
+    /// the hold to fill (keeps replies matched to their commands).
+    pub fn acked(
+        &mut self,
+        ack: u32,
+        stats: &mut SmtpStats,
+        deliver: &mut impl FnMut(Chunk<'_>, &mut SmtpStats),
+    ) {
+        let Some(next) = self.next_seq else {
+            return;
+        };
+        let ack = match self.fin_seq {
+            Some(fin) if fin.wrapping_add(1) == ack => fin,
+            _ => ack,
+        };
+        if !seq_lt(next, ack) || ack.wrapping_sub(next) > MAX_ACK_JUMP {
+            return;
+        }
+        while let Some(next) = self.next_seq.filter(|&next| seq_lt(next, ack)) {
+            let resume_at = match self.held.first() {
+                Some(first) if seq_lt(first.seq, ack) => first.seq,
+                _ => ack,
+            };
+            stats.gaps_skipped += 1;
+            deliver(Chunk::Gap, stats);
+            self.next_seq = Some(resume_at);
+            self.release(stats, deliver);
+            if resume_at == ack || self.next_seq == Some(next) {
+                return;
+            }
+        }
     }
 
     /// Throw away held data that will never be delivered (counted).
@@ -278,6 +324,30 @@ mod tests {
         let start = u32::MAX - 1;
         let (text, _) = run(Some(start), &[(0, "cd"), (start, "ab")], CAP);
         assert_eq!(text, "abcd");
+    }
+
+    #[test]
+    fn ack_past_a_gap_gives_it_up_at_once() {
+        let mut stats = SmtpStats::default();
+        let mut stream = HalfStream::default();
+        stream.start_at(1, &mut stats);
+        let mut text = String::new();
+        let mut sink = |chunk: Chunk<'_>, _: &mut SmtpStats| match chunk {
+            Chunk::Data(d) => text.push_str(std::str::from_utf8(d).unwrap()),
+            Chunk::Gap => text.push('|'),
+        };
+        // "ab" (1..3) lost by the capture; "cd" held; the peer acks 5.
+        stream.push(3, b"cd", CAP, &mut stats, &mut sink);
+        stream.acked(5, &mut stats, &mut sink);
+        // Then "ef" (5..7) and "gh" (9..11) lost again, acked with the FIN.
+        stream.push(5, b"ef", CAP, &mut stats, &mut sink);
+        stream.saw_fin(11);
+        stream.acked(12, &mut stats, &mut sink);
+        // Old or absurd acks change nothing.
+        stream.acked(3, &mut stats, &mut sink);
+        stream.acked(11u32.wrapping_add(MAX_ACK_JUMP + 1), &mut stats, &mut sink);
+        assert_eq!(text, "|cdef|");
+        assert_eq!(stats.gaps_skipped, 2);
     }
 
     #[test]

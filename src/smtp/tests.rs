@@ -29,11 +29,12 @@ impl Conn {
         }
     }
 
+    /// A segment that acknowledges everything the other side has sent.
     fn seg<'a>(&self, to_server: bool, seq: u32, payload: &'a [u8]) -> TcpSegment<'a> {
-        let (src, dst, src_port, dst_port) = if to_server {
-            (CLIENT, SERVER, self.client_port, SMTP_PORT)
+        let (src, dst, src_port, dst_port, ack) = if to_server {
+            (CLIENT, SERVER, self.client_port, SMTP_PORT, self.s_next)
         } else {
-            (SERVER, CLIENT, SMTP_PORT, self.client_port)
+            (SERVER, CLIENT, SMTP_PORT, self.client_port, self.c_next)
         };
         TcpSegment {
             src,
@@ -41,7 +42,7 @@ impl Conn {
             src_port,
             dst_port,
             seq,
-            ack: 0,
+            ack,
             syn: false,
             ack_flag: true,
             fin: false,
@@ -599,4 +600,29 @@ fn starttls_with_its_220_missed_turns_encrypted_on_the_handshake() {
         k.c(b"\x16\x03\x01\x00\x05RCPT TO:<x@y>\r\n"),
     ]);
     assert_eq!(events[2..], ["reply 220 Connect", "cmd StartTls", "tls"]);
+}
+
+#[test]
+fn segment_lost_by_the_capture_is_skipped_when_the_peer_acks_past_it() {
+    let mut k = Conn::new(42_400);
+    let syn = k.syn();
+    let syn_ack = k.syn_ack();
+    let banner = k.s(b"220 mx\r\n");
+    let _lost = k.c(b"MAIL FROM:<a@b>\r\n"); // sent, never captured
+    // The server's reply acknowledges the lost bytes: they will not come.
+    let mail_ok = k.s(b"250 2.1.0 Ok\r\n");
+    let rcpt = k.c(b"RCPT TO:<Gone@MX>\r\n"); // starts right after the gap
+    let rcpt_no = k.s(b"550 5.1.1 <gone@mx>: Recipient address rejected: User unknown\r\n");
+    let (events, stats) = run(&[syn, syn_ack, banner, mail_ok, rcpt, rcpt_no]);
+    assert_eq!(
+        events[2..],
+        [
+            "reply 220 Connect",
+            "reply 250 -",
+            "cmd Rcpt",
+            "reply 550 Rcpt uu gone@mx"
+        ],
+        "the line right after the gap is kept and replies stay matched"
+    );
+    assert_eq!((stats.gaps_skipped, stats.ooo_segments_held), (1, 0));
 }

@@ -75,6 +75,22 @@ impl Flow {
         self.to_client.discard_held(stats);
     }
 
+    /// An ACK from one side: gaps before it in the other direction are
+    /// capture losses.
+    fn on_ack(&mut self, to_server: bool, ack: u32, ctx: &mut Ctx<'_>, stats: &mut SmtpStats) {
+        // A segment to the server acknowledges the server's data.
+        let acked_is_to_server = !to_server;
+        let stream = if acked_is_to_server {
+            &mut self.to_server
+        } else {
+            &mut self.to_client
+        };
+        let session = &mut self.session;
+        stream.acked(ack, stats, &mut |chunk, stats| {
+            session.on_chunk(acked_is_to_server, chunk, ctx, stats);
+        });
+    }
+
     fn feed(
         &mut self,
         to_server: bool,
@@ -176,22 +192,36 @@ impl SmtpTracker {
         if seg.syn && seg.ack_flag && !to_server && !flow.to_client.is_started() {
             flow.to_client.start_at(data_seq, &mut self.stats);
         }
-        if !seg.payload.is_empty() && !flow.session.is_encrypted() {
+        if seg.fin {
+            let fin_seq = data_seq.wrapping_add(seg.payload.len() as u32);
+            if to_server {
+                flow.to_server.saw_fin(fin_seq);
+            } else {
+                flow.to_client.saw_fin(fin_seq);
+            }
+        }
+        if !flow.session.is_encrypted() {
             let mut ctx = Ctx {
                 ts_micros,
                 server: flow.server.0,
                 client: flow.client.0,
                 out,
             };
-            let limits = self.limits;
-            flow.feed(
-                to_server,
-                data_seq,
-                seg.payload,
-                &limits,
-                &mut ctx,
-                &mut self.stats,
-            );
+            // The ACK first: what the peer had received comes before its data.
+            if seg.ack_flag {
+                flow.on_ack(to_server, seg.ack, &mut ctx, &mut self.stats);
+            }
+            if !seg.payload.is_empty() {
+                let limits = self.limits;
+                flow.feed(
+                    to_server,
+                    data_seq,
+                    seg.payload,
+                    &limits,
+                    &mut ctx,
+                    &mut self.stats,
+                );
+            }
         }
         self.on_close_flags(key, seg, to_server);
     }
