@@ -20,7 +20,12 @@
 //!   same ISN) is not a new session.
 //! - Each payload byte is parsed at most once per direction: retransmitted and
 //!   overlapping data is trimmed against the next expected sequence number;
-//!   out-of-order data is held (bounded) and released in order.
+//!   out-of-order data is held (bounded) and released in order. A gap is
+//!   given up (counted) when the hold is full or when the other side ACKs
+//!   past it (the capture lost bytes that the network delivered); parsing
+//!   resumes at the next line start.
+//! - Replies are matched to commands in order (a FIFO per flow, RFC 2920);
+//!   the banner answers the connection; a multi-line reply is one event.
 //! - The DATA body is never parsed as commands; nothing is parsed after a
 //!   session turns encrypted (STARTTLS).
 //! - Every per-flow buffer and the flow table are bounded by [`SmtpLimits`];
@@ -29,6 +34,8 @@
 //! **Layout.** `line` (bounded line splitter), `parse` (pure command and reply
 //! parsing over one line), `stream` (per-direction TCP reassembly), `session`
 //! (per-flow SMTP state machine), `tracker` (flow table, eviction, events).
+//! Tests: `tests/` (hand-built sessions), `proptests` (segmentation,
+//! reordering and retransmission never change the events).
 
 mod line;
 mod parse;

@@ -6,8 +6,10 @@
 //! overlap is trimmed, data after a gap is held, bounded in bytes and in
 //! segments, and released when the gap fills. When the hold is full the
 //! oldest gap is given up ([`Chunk::Gap`] tells the consumer to resync), so
-//! no byte is ever delivered twice and nothing waits forever. A direction
-//! whose first segment is not a SYN starts at that segment.
+//! no byte is ever delivered twice and nothing waits forever. A gap is also
+//! given up at once when the peer acknowledges past it ([`HalfStream::acked`]):
+//! the capture lost those bytes and no retransmission will bring them. A
+//! direction whose first segment is not a SYN starts at that segment.
 
 use super::SmtpStats;
 
