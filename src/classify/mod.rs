@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use crate::detect::{Alert, ClientOverride, Detector, DetectorConfig};
 use crate::dns::{self, DnsError, QtypeBucket, RcodeBucket};
 use crate::event::{Batch, Event, RawDns};
-use crate::smtp::{SmtpCommand, SmtpEvent, SmtpEventKind};
+use crate::smtp::{SmtpCommand, SmtpCommandKind, SmtpEvent, SmtpEventKind};
 
 pub use counters::{ClientBin, DnsCounts, SUB_BINS, SmtpCounts};
 use names::DomainLearner;
@@ -384,7 +384,11 @@ impl Shard {
                 user_unknown,
                 recipient,
             } => {
-                if *code >= 500 && matches!(to, Some(crate::smtp::SmtpCommandKind::Rcpt)) {
+                // A one-sided capture (server side only) has no command to
+                // match; a "user unknown" text still says it was a RCPT.
+                let to_rcpt =
+                    matches!(to, Some(SmtpCommandKind::Rcpt)) || (to.is_none() && *user_unknown);
+                if *code >= 500 && to_rcpt {
                     b.smtp.rcpt_rejected += 1;
                     if *user_unknown {
                         b.smtp.user_unknown += 1;

@@ -1,0 +1,123 @@
+//! Shared helpers of the integration tests: run the built binary, run tshark,
+//! sum client_stats lines.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_mxwatch")
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every committed capture: `pcaps/*.pcap`, `*.pcapng`, and `pcaps/lab/*.pcap`.
+pub fn captures() -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for dir in [repo().join("pcaps"), repo().join("pcaps/lab")] {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if matches!(
+                p.extension().and_then(|x| x.to_str()),
+                Some("pcap" | "pcapng")
+            ) {
+                v.push(p);
+            }
+        }
+    }
+    v.sort();
+    assert!(
+        v.len() >= 20,
+        "expected the committed captures in pcaps/, found {}",
+        v.len()
+    );
+    v
+}
+
+pub fn mxwatch(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run mxwatch")
+}
+
+/// `mxwatch read ARGS` that must succeed; returns the parsed lines.
+pub fn read_lines(args: &[&str]) -> Vec<Value> {
+    let mut full = vec!["read"];
+    full.extend_from_slice(args);
+    let out = mxwatch(&full);
+    assert!(
+        out.status.success(),
+        "mxwatch {full:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parse_lines(&out.stdout)
+}
+
+pub fn parse_lines(bytes: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+pub fn dataset(v: &Value) -> &str {
+    v["event"]["dataset"].as_str().unwrap_or("")
+}
+
+pub fn tshark(file: &Path, args: &[&str]) -> String {
+    let out = Command::new("tshark")
+        .arg("-n")
+        .arg("-r")
+        .arg(file)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("tshark not found ({e}): run scripts/deps"));
+    assert!(
+        out.status.success(),
+        "tshark failed on {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// Counts keyed by (client, counter name).
+pub type Counts = BTreeMap<(String, String), i64>;
+
+/// Sums the client_stats lines of a run by client: `dns.qtype.X`,
+/// `dns.rcode.X` and every `smtp.*` counter.
+pub fn sum_client_stats(lines: &[Value]) -> Counts {
+    let mut c = Counts::new();
+    for l in lines
+        .iter()
+        .filter(|l| dataset(l) == "mxwatch.client_stats")
+    {
+        let ip = l["source"]["ip"]
+            .as_str()
+            .expect("per-client line, not folded")
+            .to_owned();
+        let m = &l["mxwatch"];
+        for (group, obj) in [
+            ("dns.qtype", &m["dns"]["qtype"]),
+            ("dns.rcode", &m["dns"]["rcode"]),
+            ("smtp", &m["smtp"]),
+        ] {
+            for (k, v) in obj.as_object().expect("object") {
+                if let Some(n) = v.as_i64() {
+                    *c.entry((ip.clone(), format!("{group}.{k}"))).or_default() += n;
+                }
+            }
+        }
+    }
+    c.retain(|_, v| *v != 0);
+    c
+}

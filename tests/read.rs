@@ -1,0 +1,195 @@
+//! `mxwatch read`: determinism across worker counts, bad input, pipes.
+
+mod common;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+
+use common::*;
+
+fn all_captures_args() -> Vec<String> {
+    captures().iter().map(|p| p.display().to_string()).collect()
+}
+
+#[test]
+fn workers_1_and_4_give_byte_identical_output() {
+    let files = all_captures_args();
+    let run = |w: &str| {
+        let mut args = vec![
+            "read",
+            "--stats",
+            "--top",
+            "50",
+            "--bin",
+            "10",
+            "--workers",
+            w,
+        ];
+        args.extend(files.iter().map(String::as_str));
+        let out = mxwatch(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let one = run("1");
+    let four = run("4");
+    let lines = parse_lines(&one);
+    assert!(
+        lines
+            .iter()
+            .filter(|l| dataset(l) == "mxwatch.client_stats")
+            .count()
+            > 100
+    );
+    assert!(one == four, "--workers 1 and --workers 4 differ");
+    // The folded line appears when a bin has more clients than --top.
+    assert!(lines.iter().any(|l| {
+        l["mxwatch"]["folded_clients"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    }));
+}
+
+fn assert_one_line_error(stderr: &[u8], needle: &str) {
+    let s = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = s.lines().collect();
+    assert_eq!(lines.len(), 1, "want one stderr line, got: {s}");
+    assert!(lines[0].contains(needle), "stderr {s:?} lacks {needle:?}");
+}
+
+#[test]
+fn missing_file_after_a_good_one_keeps_the_good_ones_counts() {
+    let good = repo().join("pcaps/dns-basic.pcap");
+    let out = mxwatch(&[
+        "read",
+        "--stats",
+        good.to_str().unwrap(),
+        "/nonexistent/x.pcap",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_one_line_error(&out.stderr, "/nonexistent/x.pcap: no such file");
+    let lines = parse_lines(&out.stdout);
+    let sums = sum_client_stats(&lines);
+    assert_eq!(
+        sums.get(&("10.0.0.11".into(), "dns.qtype.MX".into())),
+        Some(&3)
+    );
+    let last = lines.last().expect("capture_stats written");
+    assert_eq!(dataset(last), "mxwatch.capture_stats");
+    assert_eq!(last["mxwatch"]["capture"]["packets_read"], 36);
+}
+
+#[test]
+fn a_file_that_is_not_a_capture_is_one_clear_line() {
+    let out = mxwatch(&["read", repo().join("Cargo.toml").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_one_line_error(&out.stderr, "not a pcap or pcapng capture");
+    let lines = parse_lines(&out.stdout);
+    assert_eq!(lines.len(), 1, "only the final capture_stats");
+    assert_eq!(lines[0]["mxwatch"]["capture"]["final"], true);
+}
+
+#[test]
+fn a_capture_cut_mid_record_reports_and_keeps_what_was_read() {
+    let src = std::fs::read(repo().join("pcaps/dns-mixed.pcap")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("cut.pcap");
+    std::fs::write(&cut, &src[..src.len() / 2 + 7]).unwrap();
+    let out = mxwatch(&["read", "--stats", "--top", "100000", cut.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_one_line_error(&out.stderr, "truncated");
+    let lines = parse_lines(&out.stdout);
+    let queries: i64 = sum_client_stats(&lines)
+        .iter()
+        .filter(|((_, k), _)| k.starts_with("dns.qtype."))
+        .map(|(_, v)| v)
+        .sum();
+    // About half of dns-mixed's 1837 queries are before the cut.
+    assert!(
+        (700..1100).contains(&queries),
+        "{queries} queries before the cut"
+    );
+    assert_eq!(dataset(lines.last().unwrap()), "mxwatch.capture_stats");
+}
+
+#[test]
+fn a_bad_filter_is_one_clear_line() {
+    let out = mxwatch(&[
+        "read",
+        "--filter",
+        "port fifty",
+        repo().join("pcaps/dns-basic.pcap").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_one_line_error(&out.stderr, "bad --filter");
+}
+
+#[test]
+fn a_filter_selects_and_vlan_frames_are_kept_by_default() {
+    let qinq = repo().join("pcaps/dns-qinq.pcap");
+    let all = sum_client_stats(&read_lines(&["--stats", qinq.to_str().unwrap()]));
+    let a: i64 = all
+        .iter()
+        .filter(|((_, k), _)| k == "dns.qtype.A")
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(a, 6, "QinQ frames decoded without a filter");
+    // A plain BPF port filter misses tagged frames (FACTS); the nested one does not.
+    let plain = sum_client_stats(&read_lines(&[
+        "--stats",
+        "--filter",
+        "udp port 53",
+        qinq.to_str().unwrap(),
+    ]));
+    assert!(plain.is_empty());
+    let nested = "udp port 53 or (vlan and (udp port 53 or (vlan and udp port 53)))";
+    let n = sum_client_stats(&read_lines(&[
+        "--stats",
+        "--filter",
+        nested,
+        qinq.to_str().unwrap(),
+    ]));
+    assert_eq!(n, all);
+}
+
+#[test]
+fn a_closed_pipe_exits_quietly() {
+    let mut child = Command::new(bin())
+        .args(["read", "--stats", "--bin", "1", "--top", "100000"])
+        .args(all_captures_args())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 10];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "exit {status:?}, stderr {err}");
+    assert!(err.is_empty(), "stderr: {err}");
+}
+
+#[test]
+fn nanosecond_and_pcapng_timestamps_are_microseconds() {
+    let lines = read_lines(&[
+        "--stats",
+        repo().join("pcaps/dns-nanosecond.pcap").to_str().unwrap(),
+    ]);
+    let cs = lines.last().unwrap();
+    let end = cs["event"]["end"].as_str().unwrap();
+    assert!(
+        end.starts_with("2026-01-15T10:00:") && end.ends_with('Z') && end.len() == 27,
+        "{end}"
+    );
+}
