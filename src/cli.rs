@@ -73,6 +73,10 @@ pub struct ReadArgs {
     /// Never show a progress line on stderr.
     #[arg(long)]
     pub no_progress: bool,
+    /// Merge the files by packet time (captures of the same period from several
+    /// taps, e.g. a DNS and an SMTP capture) instead of reading them one after another.
+    #[arg(long)]
+    pub merge: bool,
 }
 
 #[derive(Debug, Args)]

@@ -45,23 +45,34 @@ pub enum DnsError {
     BadName,
 }
 
-/// Reads the header and first question of `msg`. The name is written,
-/// lower-cased and without the trailing dot, into `name` (cleared first).
-/// A question cut short (snaplen, fragment) gives `question: None`.
-pub fn parse_head(msg: &[u8], name: &mut Vec<u8>) -> Result<DnsHead, DnsError> {
+/// Reads only the header of `msg` (`question` stays None): for responses
+/// whose name the sensor does not need (every rcode but NXDOMAIN).
+pub fn parse_header(msg: &[u8]) -> Result<DnsHead, DnsError> {
     if msg.len() < 12 {
         return Err(DnsError::ShortHeader);
     }
-    let id = u16::from_be_bytes([msg[0], msg[1]]);
     let flags = u16::from_be_bytes([msg[2], msg[3]]);
-    let qdcount = u16::from_be_bytes([msg[4], msg[5]]);
-    let mut head = DnsHead {
-        id,
+    Ok(DnsHead {
+        id: u16::from_be_bytes([msg[0], msg[1]]),
         response: flags & 0x8000 != 0,
         opcode: ((flags >> 11) & 0xf) as u8,
         rcode: (flags & 0xf) as u8,
         question: None,
-    };
+    })
+}
+
+/// True when the message is a response with an rcode other than NXDOMAIN
+/// (its question name is not needed).
+pub fn is_plain_response(msg: &[u8]) -> bool {
+    msg.len() >= 12 && msg[2] & 0x80 != 0 && msg[3] & 0x0f != 3
+}
+
+/// Reads the header and first question of `msg`. The name is written,
+/// lower-cased and without the trailing dot, into `name` (cleared first).
+/// A question cut short (snaplen, fragment) gives `question: None`.
+pub fn parse_head(msg: &[u8], name: &mut Vec<u8>) -> Result<DnsHead, DnsError> {
+    let mut head = parse_header(msg)?;
+    let qdcount = u16::from_be_bytes([msg[4], msg[5]]);
     name.clear();
     if qdcount == 0 {
         return Ok(head);
@@ -126,6 +137,27 @@ fn read_name_fast(msg: &[u8], mut pos: usize, out: &mut Vec<u8>) -> NameRead {
 /// Appends a label in presentation form, lower-cased; bytes that are not
 /// printable, `.` and `\` are escaped as `\DDD` (RFC 4343 §2.1).
 fn push_label(label: &[u8], out: &mut Vec<u8>) {
+    // Fast path: a label of letters, digits, '-' and '_' (nearly all of them),
+    // copied then lower-cased in place.
+    let start = out.len();
+    if start + label.len() <= NAME_MAX {
+        out.extend_from_slice(label);
+        let mut plain = true;
+        for b in &mut out[start..] {
+            match *b {
+                b'A'..=b'Z' => *b += 32,
+                b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => {}
+                _ => {
+                    plain = false;
+                    break;
+                }
+            }
+        }
+        if plain {
+            return;
+        }
+        out.truncate(start);
+    }
     for &b in label {
         if out.len() + 4 > NAME_MAX {
             return;

@@ -17,3 +17,8 @@ pub mod output;
 pub mod pipeline;
 pub mod run;
 pub mod smtp;
+
+/// Hash map for tables keyed by what the wire says (addresses, flows, names):
+/// aHash with a per-process random key, fast and resistant to collision floods.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+pub type FastSet<K> = std::collections::HashSet<K, ahash::RandomState>;

@@ -169,41 +169,54 @@ pub fn read(args: &ReadArgs) -> Result<()> {
     let mut last_progress = Instant::now();
     let mut input_error: Option<CaptureError> = None;
     let files: Vec<String> = args.files.iter().map(|p| p.display().to_string()).collect();
-    'files: for path in &args.files {
-        let mut src = match FileSource::open(path, settings.filter.as_deref()) {
-            Ok(s) => s,
-            Err(e) => {
-                input_error = Some(e);
-                break;
-            }
-        };
-        run.capture.set_link(src.link_type());
-        let mut n: u64 = 0;
-        loop {
-            match src.next_frame() {
-                Ok(Some(f)) => {
-                    run.capture.frame(f.ts, f.data, f.wire_len);
-                    n += 1;
-                    if n & 0xffff == 0 {
-                        if run.capture.output_failed() {
-                            break 'files;
-                        }
-                        if show_progress && last_progress.elapsed().as_millis() >= 500 {
-                            last_progress = Instant::now();
-                            let total = run.capture.decoder.stats().packets;
-                            let rate = total as f64 / started.elapsed().as_secs_f64();
-                            eprint!(
-                                "\r\x1b[2K{}: {total} packets, {:.2} Mpkt/s",
-                                path.display(),
-                                rate / 1e6
-                            );
-                        }
-                    }
-                }
-                Ok(None) => break,
+    let mut progress = |capture: &pipeline::CaptureSide, what: &std::path::Path| {
+        if show_progress && last_progress.elapsed().as_millis() >= 500 {
+            last_progress = Instant::now();
+            let total = capture.decoder.stats().packets;
+            let rate = total as f64 / started.elapsed().as_secs_f64();
+            eprint!(
+                "\r\x1b[2K{}: {total} packets, {:.2} Mpkt/s",
+                what.display(),
+                rate / 1e6
+            );
+        }
+    };
+    if args.merge {
+        input_error = read_merged(
+            &args.files,
+            settings.filter.as_deref(),
+            &mut run.capture,
+            &mut progress,
+        )
+        .err();
+    } else {
+        'files: for path in &args.files {
+            let mut src = match FileSource::open(path, settings.filter.as_deref()) {
+                Ok(s) => s,
                 Err(e) => {
                     input_error = Some(e);
-                    break 'files;
+                    break;
+                }
+            };
+            run.capture.set_link(src.link_type());
+            let mut n: u64 = 0;
+            loop {
+                match src.next_frame() {
+                    Ok(Some(f)) => {
+                        run.capture.frame(f.ts, f.data, f.wire_len);
+                        n += 1;
+                        if n & 0xffff == 0 {
+                            if run.capture.output_failed() {
+                                break 'files;
+                            }
+                            progress(&run.capture, path);
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        input_error = Some(e);
+                        break 'files;
+                    }
                 }
             }
         }
@@ -231,6 +244,56 @@ pub fn read(args: &ReadArgs) -> Result<()> {
     }
     written.context("writing output")?;
     Ok(())
+}
+
+/// Reads several files merged by packet time (ties: the file given first).
+fn read_merged(
+    paths: &[PathBuf],
+    filter: Option<&str>,
+    capture: &mut pipeline::CaptureSide,
+    progress: &mut impl FnMut(&pipeline::CaptureSide, &std::path::Path),
+) -> Result<(), CaptureError> {
+    struct Head {
+        src: FileSource,
+        frame: Option<(i64, u32, Vec<u8>)>,
+    }
+    fn pull(h: &mut Head) -> Result<(), CaptureError> {
+        h.frame = h
+            .src
+            .next_frame()?
+            .map(|f| (f.ts, f.wire_len, f.data.to_vec()));
+        Ok(())
+    }
+    let mut heads = Vec::new();
+    for p in paths {
+        let mut h = Head {
+            src: FileSource::open(p, filter)?,
+            frame: None,
+        };
+        pull(&mut h)?;
+        heads.push(h);
+    }
+    let mut n: u64 = 0;
+    loop {
+        let next = heads
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| h.frame.as_ref().map(|f| (f.0, i)))
+            .min();
+        let Some((_, i)) = next else { return Ok(()) };
+        let h = &mut heads[i];
+        let (ts, wire_len, data) = h.frame.take().expect("present");
+        capture.set_link(h.src.link_type());
+        capture.frame(ts, &data, wire_len);
+        pull(h)?;
+        n += 1;
+        if n & 0xffff == 0 {
+            if capture.output_failed() {
+                return Ok(());
+            }
+            progress(capture, h.src.path());
+        }
+    }
 }
 
 pub fn smtp_stats_json(c: &pipeline::CaptureSide) -> serde_json::Value {

@@ -1,7 +1,7 @@
 //! Per-client counters for one time bin (state, not output: `output/` maps
 //! them to the JSON schema).
 
-use std::collections::HashSet;
+use crate::FastSet;
 use std::net::IpAddr;
 
 use crate::dns::{QtypeBucket, RcodeBucket};
@@ -105,8 +105,8 @@ pub struct ClientBin {
     pub sample_rejected: Vec<Box<str>>,
     /// Upstream servers queried, with counts (few per client).
     pub servers: Vec<(IpAddr, u64)>,
-    names_seen: HashSet<u64>,
-    smtp_clients: HashSet<IpAddr>,
+    names_seen: FastSet<u64>,
+    smtp_clients: FastSet<IpAddr>,
 }
 
 impl ClientBin {

@@ -11,7 +11,7 @@ pub mod counters;
 pub mod names;
 pub mod pending;
 
-use std::collections::HashMap;
+use crate::FastMap;
 use std::net::IpAddr;
 
 use crate::detect::{Alert, ClientOverride, Detector, DetectorConfig};
@@ -93,7 +93,7 @@ struct Client {
 
 pub struct Shard {
     cfg: ClassifyConfig,
-    clients: HashMap<IpAddr, Client>,
+    clients: FastMap<IpAddr, Client>,
     pending: Pending,
     bin_start: Option<i64>,
     name: Vec<u8>,
@@ -107,7 +107,7 @@ impl Shard {
             pending: Pending::new(cfg.answer_timeout_micros, cfg.max_pending),
             detector: Detector::new(cfg.detect.clone(), cfg.overrides.clone()),
             cfg,
-            clients: HashMap::new(),
+            clients: FastMap::default(),
             bin_start: None,
             name: Vec::with_capacity(dns::NAME_MAX),
             stats: ShardStats::default(),
@@ -274,7 +274,13 @@ impl Shard {
     fn on_dns(&mut self, d: &RawDns, bytes: &[u8]) {
         self.stats.dns_messages += 1;
         let mut name = std::mem::take(&mut self.name);
-        let head = match dns::parse_head(bytes, &mut name) {
+        let parsed = if dns::is_plain_response(bytes) {
+            name.clear();
+            dns::parse_header(bytes)
+        } else {
+            dns::parse_head(bytes, &mut name)
+        };
+        let head = match parsed {
             Ok(h) => h,
             Err(DnsError::ShortHeader) => {
                 self.stats.dns_short_header += 1;
@@ -287,6 +293,7 @@ impl Shard {
                 return;
             }
         };
+        // Escaped presentation form: always ASCII.
         let name_str = std::str::from_utf8(&name).unwrap_or("");
         let key = QueryKey {
             client: d.client,
@@ -404,7 +411,7 @@ impl Shard {
 }
 
 fn client_entry<'a>(
-    clients: &'a mut HashMap<IpAddr, Client>,
+    clients: &'a mut FastMap<IpAddr, Client>,
     max_clients: usize,
     stats: &mut ShardStats,
     ip: IpAddr,

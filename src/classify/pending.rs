@@ -7,7 +7,7 @@
 //! that reaches its cap rotates early (a spoofed flood cannot grow memory);
 //! queries pushed out that way are counted as evicted as well as unanswered.
 
-use std::collections::HashMap;
+use crate::FastMap;
 use std::net::IpAddr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -20,8 +20,8 @@ pub struct QueryKey {
 
 #[derive(Debug)]
 pub struct Pending {
-    current: HashMap<QueryKey, ()>,
-    older: HashMap<QueryKey, ()>,
+    current: FastMap<QueryKey, ()>,
+    older: FastMap<QueryKey, ()>,
     generation_start: Option<i64>,
     timeout: i64,
     cap_per_generation: usize,
@@ -31,8 +31,8 @@ pub struct Pending {
 impl Pending {
     pub fn new(timeout_micros: i64, cap: usize) -> Self {
         Pending {
-            current: HashMap::new(),
-            older: HashMap::new(),
+            current: FastMap::default(),
+            older: FastMap::default(),
             generation_start: None,
             timeout: timeout_micros.max(1),
             cap_per_generation: (cap / 2).max(1),

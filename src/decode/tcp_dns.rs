@@ -9,7 +9,7 @@
 //! reordered segment) resynchronises on the next segment, counted. The flow
 //! table is capped; when full, the stalest flow is evicted and counted.
 
-use std::collections::HashMap;
+use crate::FastMap;
 use std::net::IpAddr;
 
 use crate::event::DNS_COPY_MAX;
@@ -67,7 +67,7 @@ pub struct TcpDnsStats {
 
 #[derive(Debug)]
 pub struct TcpDnsReassembler {
-    streams: HashMap<Key, Stream>,
+    streams: FastMap<Key, Stream>,
     max_flows: usize,
     pub stats: TcpDnsStats,
 }
@@ -75,7 +75,7 @@ pub struct TcpDnsReassembler {
 impl TcpDnsReassembler {
     pub fn new(max_flows: usize) -> Self {
         TcpDnsReassembler {
-            streams: HashMap::new(),
+            streams: FastMap::default(),
             max_flows: max_flows.max(1),
             stats: TcpDnsStats::default(),
         }

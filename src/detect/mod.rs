@@ -24,7 +24,9 @@ pub mod smtp_user_unknown_flood;
 pub mod spam_relay;
 pub mod window;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::FastMap;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -171,16 +173,19 @@ struct ClientState {
 #[derive(Debug)]
 pub struct Detector {
     cfg: DetectorConfig,
-    overrides: HashMap<IpAddr, ClientOverride>,
-    clients: HashMap<IpAddr, ClientState>,
+    overrides: FastMap<IpAddr, ClientOverride>,
+    clients: FastMap<IpAddr, ClientState>,
 }
 
 impl Detector {
     pub fn new(cfg: DetectorConfig, overrides: Vec<ClientOverride>) -> Self {
         Detector {
             cfg,
-            overrides: overrides.into_iter().map(|o| (o.ip, o)).collect(),
-            clients: HashMap::new(),
+            overrides: overrides
+                .into_iter()
+                .map(|o| (o.ip, o))
+                .collect::<FastMap<_, _>>(),
+            clients: FastMap::default(),
         }
     }
 

@@ -10,7 +10,9 @@
 //! flows. Eviction order is kept in a queue with lazy deletion, so inserting
 //! is O(1) amortised and the result never depends on hash order.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::FastMap;
 use std::net::IpAddr;
 
 use super::session::{Ctx, Session};
@@ -125,7 +127,7 @@ impl Flow {
 #[derive(Debug)]
 pub struct SmtpTracker {
     limits: SmtpLimits,
-    flows: HashMap<FlowKey, Flow>,
+    flows: FastMap<FlowKey, Flow>,
     /// Flows in creation order (lazily cleaned: an entry whose generation
     /// no longer matches is skipped).
     creation_order: VecDeque<(FlowKey, u64)>,
@@ -137,7 +139,7 @@ impl SmtpTracker {
     pub fn new(limits: SmtpLimits) -> Self {
         Self {
             limits,
-            flows: HashMap::new(),
+            flows: FastMap::default(),
             creation_order: VecDeque::new(),
             next_generation: 0,
             stats: SmtpStats::default(),
