@@ -234,9 +234,16 @@ impl Detector {
             st.recent.pop_front();
         }
         let warm = st.base.bins >= cfg.warmup_bins;
+        // A client in warm-up has no baseline yet: it is judged against the
+        // least baseline, and only the specific rules can fire for it.
         let loud = |b: &BinSummary, base: &Baselines| {
             let q = b.qps();
-            q >= floor && q >= ratio * base.qps.max(cfg.min_baseline_qps)
+            let reference = if warm {
+                base.qps.max(cfg.min_baseline_qps)
+            } else {
+                cfg.min_baseline_qps
+            };
+            q >= floor && q >= ratio * reference
         };
         let loud_now = loud(&summary, &st.base);
         let confirmed =
@@ -308,7 +315,8 @@ impl Detector {
             );
         }
 
-        // Baselines learn only from quiet bins outside incidents.
+        // Baselines learn from quiet bins outside incidents; during warm-up
+        // "quiet" cannot be judged yet, so every bin outside an incident counts.
         let b = &mut st.base;
         let learn = |old: f64, x: f64, n: u64, min: f64| -> f64 {
             if n < cfg.warmup_bins {
@@ -319,7 +327,7 @@ impl Detector {
             }
         };
         let secs = summary.secs();
-        if st.slots[DNS].is_none() && !loud_now {
+        if st.slots[DNS].is_none() && (!loud_now || !warm) {
             b.qps = learn(b.qps, summary.qps(), b.bins, cfg.min_baseline_qps);
             b.mx_qps = learn(
                 b.mx_qps,
@@ -541,3 +549,6 @@ pub fn alert_id(ip: IpAddr, rule: Rule, start: i64) -> String {
     let h = crate::classify::names::hash(&format!("{ip}|{}|{start}", rule.name()));
     format!("{h:016x}-{start}")
 }
+
+#[cfg(test)]
+mod tests;
