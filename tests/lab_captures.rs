@@ -68,9 +68,18 @@ impl Sidecar {
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
         let json: Value = serde_json::from_str(&text).expect("sidecar is JSON");
-        let s = |k: &str| json[k].as_str().unwrap_or_else(|| panic!("sidecar: {k}")).to_string();
+        let s = |k: &str| {
+            json[k]
+                .as_str()
+                .unwrap_or_else(|| panic!("sidecar: {k}"))
+                .to_string()
+        };
         let w = |k: &str| {
-            let f = |e: &str| json[k][e].as_f64().unwrap_or_else(|| panic!("sidecar: {k}.{e}"));
+            let f = |e: &str| {
+                json[k][e]
+                    .as_f64()
+                    .unwrap_or_else(|| panic!("sidecar: {k}.{e}"))
+            };
             (f("start"), f("end"))
         };
         let mut windows = Vec::new();
@@ -298,9 +307,17 @@ fn relay_capture_shows_mx_driven_burst() {
     let st = dns_stats(&sc);
     let (b, a) = report("relay", &sc, &st);
     assert!(b > 0.0, "relay: no upstream queries in the baseline");
-    assert!(a > 10.0 * b, "relay: attack {a:.2} q/s not > 10x baseline {b:.2} q/s");
-    let (top, _) = st.top_qtype(Phase::Attack).expect("queries in attack window");
-    assert_eq!(top, "MX", "relay: MX is not the largest qtype in the attack window");
+    assert!(
+        a > 10.0 * b,
+        "relay: attack {a:.2} q/s not > 10x baseline {b:.2} q/s"
+    );
+    let (top, _) = st
+        .top_qtype(Phase::Attack)
+        .expect("queries in attack window");
+    assert_eq!(
+        top, "MX",
+        "relay: MX is not the largest qtype in the attack window"
+    );
     assert!(
         st.share(Phase::Attack, "MX") > 0.5,
         "relay: MX share {:.2}",
@@ -355,11 +372,7 @@ fn backscatter_capture_shows_unresolved_fqdns() {
         st.share(Phase::Attack, "MX") < 0.2,
         "backscatter: MX share is high"
     );
-    let replies = tshark(
-        &sc.file("smtp"),
-        "smtp.response.code == 550",
-        &["ip.src"],
-    );
+    let replies = tshark(&sc.file("smtp"), "smtp.response.code == 550", &["ip.src"]);
     assert!(
         replies.len() >= 100,
         "backscatter: only {} SMTP 550 replies",
@@ -367,7 +380,10 @@ fn backscatter_capture_shows_unresolved_fqdns() {
     );
     assert!(replies.iter().all(|r| r[0] == sc.mail_server));
     let (inbound, _) = smtp_syns(&sc);
-    assert!(inbound >= 100, "backscatter: only {inbound} inbound sessions");
+    assert!(
+        inbound >= 100,
+        "backscatter: only {inbound} inbound sessions"
+    );
     assert!(sc.msg("rejected_user_unknown") >= 100);
 }
 
