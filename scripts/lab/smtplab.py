@@ -1,0 +1,391 @@
+#!/usr/bin/python3
+"""SMTP helpers for the mxwatch lab (stdlib only).
+
+Subcommands:
+  sink        asyncio SMTP sink standing in for the remote mail exchangers
+  legit       legitimate traffic: partners mail local users, a workstation sends out
+  backscatter bounces (MAIL FROM:<>) to unknown local users from many sources
+  relay       abuse of an open relay: mail to hundreds of distinct domains
+  sidecar     build the ground-truth JSON from the logs of one run
+
+All traffic goes to addresses inside the lab's network namespaces.
+"""
+import argparse
+import asyncio
+import concurrent.futures
+import json
+import os
+import random
+import re
+import signal
+import smtplib
+import sys
+import threading
+import time
+
+MX = "10.53.0.25"
+LOCAL_DOMAIN = "sub.univ.test"
+REAL_USERS = ["alice", "bob", "carol", "dave"]
+PARTNERS = [("10.53.1.%d" % i, "mail.partner%d.com" % i, "partner%d.com" % i) for i in range(1, 6)]
+WORKSTATION = "10.53.2.10"
+OUT_DOMAINS = ["partner1.com", "partner2.com", "partner3.com", "example.com",
+               "example.net", "univ-b.jp", "research.org"]
+
+
+def now():
+    return time.time()
+
+
+# ---------------------------------------------------------------- sink
+def cmd_sink(a):
+    st = {"sessions": 0, "messages": 0, "rcpts": 0}
+
+    async def handle(reader, writer):
+        st["sessions"] += 1
+        writer.write(b"220 sink.spam.test ESMTP\r\n")
+        in_data = False
+        rcpts = 0
+        try:
+            while True:
+                line = await asyncio.wait_for(reader.readline(), 60)
+                if not line:
+                    break
+                if in_data:
+                    if line.rstrip(b"\r\n") == b".":
+                        in_data = False
+                        st["messages"] += 1
+                        st["rcpts"] += rcpts
+                        writer.write(b"250 2.0.0 Ok: queued\r\n")
+                    else:
+                        continue
+                else:
+                    c = line[:4].upper()
+                    if c == b"EHLO":
+                        writer.write(b"250-sink.spam.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+                    elif c == b"HELO":
+                        writer.write(b"250 sink.spam.test\r\n")
+                    elif c == b"MAIL":
+                        rcpts = 0
+                        writer.write(b"250 2.1.0 Ok\r\n")
+                    elif c == b"RCPT":
+                        rcpts += 1
+                        writer.write(b"250 2.1.5 Ok\r\n")
+                    elif c == b"DATA":
+                        in_data = True
+                        writer.write(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                    elif c in (b"RSET", b"NOOP"):
+                        writer.write(b"250 2.0.0 Ok\r\n")
+                    elif c == b"QUIT":
+                        writer.write(b"221 2.0.0 Bye\r\n")
+                        await writer.drain()
+                        break
+                    else:
+                        writer.write(b"502 5.5.2 Error: command not recognized\r\n")
+                # Coalesce replies to pipelined commands into one segment.
+                if not reader._buffer:  # noqa: SLF001 (stdlib StreamReader)
+                    await writer.drain()
+        except (asyncio.TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    def dump():
+        tmp = a.stats + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(st, f)
+        os.replace(tmp, a.stats)
+
+    async def main():
+        server = await asyncio.start_server(handle, a.addr, 25, backlog=512)
+        loop = asyncio.get_running_loop()
+        stop = loop.create_future()
+        for s in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(s, lambda: stop.done() or stop.set_result(None))
+        while not stop.done():
+            dump()
+            await asyncio.wait([stop], timeout=1)
+        server.close()
+        dump()
+
+    asyncio.run(main())
+
+
+# ---------------------------------------------------------------- senders
+class Log:
+    def __init__(self, path):
+        self.f = open(path, "a", buffering=1)
+        self.lock = threading.Lock()
+
+    def write(self, **rec):
+        rec.setdefault("t", now())
+        with self.lock:
+            self.f.write(json.dumps(rec) + "\n")
+
+
+def session(src, helo, msgs, ehlo=True, timeout=30):
+    """One SMTP session from src. msgs: list of (mail_from, [rcpts], body or None).
+    Returns list of (accepted_rcpts, rejected_rcpts, data_sent) per message."""
+    res = []
+    s = smtplib.SMTP(timeout=timeout, source_address=(src, 0))
+    try:
+        s.connect(MX, 25)
+        if ehlo:
+            s.ehlo(helo)
+        else:
+            s.helo(helo)
+        for idx, (mail_from, rcpts, body) in enumerate(msgs):
+            code, _ = s.mail(mail_from)
+            if code != 250:
+                res.append((0, len(rcpts), False))
+                s.rset()
+                continue
+            ok = bad = 0
+            for r in rcpts:
+                code, _ = s.rcpt(r)
+                if code in (250, 251):
+                    ok += 1
+                else:
+                    bad += 1
+            sent = False
+            if ok and body is not None:
+                code, _ = s.data(body)
+                sent = code == 250
+            elif idx + 1 < len(msgs):
+                s.rset()
+            res.append((ok, bad, sent))
+        s.quit()
+    finally:
+        s.close()
+    return res
+
+
+def body(frm, to, subj, extra=""):
+    return ("From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\n%s\r\n"
+            "Lab message.\r\n" % (frm, to, subj, time.strftime("%a, %d %b %Y %H:%M:%S +0000",
+                                                               time.gmtime()), extra))
+
+
+def cmd_legit(a):
+    """Legitimate mail every 10-20 s until --until (epoch)."""
+    log = Log(a.log)
+    rnd = random.Random(a.seed)
+    n = 0
+    while now() < a.until:
+        n += 1
+        t0 = now()
+        try:
+            if rnd.random() < 0.7:
+                ip, helo, dom = rnd.choice(PARTNERS)
+                frm = "%s@%s" % (rnd.choice(["info", "sales", "j.doe"]), dom)
+                to = "%s@%s" % (rnd.choice(REAL_USERS), LOCAL_DOMAIN)
+                r = session(ip, helo, [(frm, [to], body(frm, to, "legit %d" % n))])
+                log.write(t=t0, kind="legit_in", src=ip, accepted=r[0][0], rejected=r[0][1], sent=r[0][2])
+            else:
+                frm = "%s@%s" % (rnd.choice(REAL_USERS), LOCAL_DOMAIN)
+                to = "colleague@%s" % rnd.choice(OUT_DOMAINS)
+                r = session(WORKSTATION, "ws10.sub.univ.test", [(frm, [to], body(frm, to, "out %d" % n))])
+                log.write(t=t0, kind="legit_out", src=WORKSTATION, accepted=r[0][0], rejected=r[0][1], sent=r[0][2])
+        except (OSError, smtplib.SMTPException) as e:
+            log.write(t=t0, kind="legit_error", error=repr(e))
+        wait = rnd.uniform(a.min_gap, a.max_gap)
+        time.sleep(max(0.0, min(wait, a.until - now())))
+
+
+def attack_sources():
+    srcs = ["10.53.10.%d" % i for i in range(1, 251)] + ["10.53.11.%d" % i for i in range(1, 51)]
+    return srcs
+
+
+FORGED_HELO = ["mail.bigbank.com", "localhost", "mx1.paypal.com", "smtp.yahoo.co.jp",
+               "exchange01", "mail.example.net", "192.168.0.1", "relay.isp.ne.jp"]
+
+
+def paced(a, job):
+    """Submit job(i, rnd) at a.rate per second for a.duration seconds; wait for all."""
+    rnd = random.Random(a.seed)
+    start = now()
+    total = int(a.rate * a.duration)
+    futs = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=a.workers) as ex:
+        for i in range(total):
+            t = start + i / a.rate
+            d = t - now()
+            if d > 0:
+                time.sleep(d)
+            futs.append(ex.submit(job, i, random.Random(rnd.random())))
+        concurrent.futures.wait(futs)
+    return [f.result() for f in futs]
+
+
+def cmd_backscatter(a):
+    log = Log(a.log)
+    srcs = attack_sources()
+
+    def job(i, rnd):
+        src = rnd.choice(srcs)
+        helo = rnd.choice(FORGED_HELO)
+        rcpts = ["%s%d@%s" % (rnd.choice(["info", "admin", "user", "k", "tanaka", "sales"]),
+                              rnd.randrange(100000), LOCAL_DOMAIN)
+                 for _ in range(rnd.choice([1, 1, 2, 3]))]
+        if rnd.random() < 0.1:
+            rcpts.append("%s@%s" % (rnd.choice(REAL_USERS), LOCAL_DOMAIN))
+        forged = "From: MAILER-DAEMON@%s\r\nX-Original-To: %s\r\n" % (helo, rcpts[0])
+        b = body("MAILER-DAEMON@%s" % helo, rcpts[-1], "Undelivered Mail Returned to Sender", forged)
+        t0 = now()
+        try:
+            r = session(src, helo, [("", rcpts, b)], ehlo=False)
+            log.write(t=t0, kind="backscatter", src=src, accepted=r[0][0], rejected=r[0][1], sent=r[0][2])
+        except (OSError, smtplib.SMTPException) as e:
+            log.write(t=t0, kind="attack_error", src=src, error=repr(e))
+
+    paced(a, job)
+
+
+def relay_domains():
+    out = []
+    for tld, label in (("com", "deal"), ("net", "offer"), ("org", "promo"), ("jp", "kaitori")):
+        out += ["%s%d.%s" % (label, i, tld) for i in range(1, 151)]
+    return out
+
+
+def cmd_relay(a):
+    log = Log(a.log)
+    srcs = ["10.53.10.%d" % i for i in range(1, 21)]
+    doms = relay_domains()
+    random.Random(a.seed + 1).shuffle(doms)
+    per = a.per_session
+    lock = threading.Lock()
+    state = {"next": 0}
+
+    def job(i, rnd):
+        msgs = []
+        for _ in range(per):
+            with lock:
+                d = doms[state["next"] % len(doms)]
+                state["next"] += 1
+            frm = "%s@%s" % (rnd.choice(["promo", "news", "offer"]), rnd.choice(["cheap-meds.biz", "win.example"]))
+            to = "user%d@%s" % (rnd.randrange(1000), d)
+            msgs.append((frm, [to], body(frm, to, "Special offer %d" % rnd.randrange(10**6))))
+        src = rnd.choice(srcs)
+        t0 = now()
+        try:
+            r = session(src, "pc%d.attacker.example" % rnd.randrange(100), msgs)
+            for acc, rej, sent in r:
+                log.write(t=t0, kind="relay", src=src, accepted=acc, rejected=rej, sent=sent)
+        except (OSError, smtplib.SMTPException) as e:
+            log.write(t=t0, kind="attack_error", src=src, error=repr(e))
+
+    # a.rate is messages per second: sessions per second = rate / per
+    a.rate = a.rate / per
+    paced(a, job)
+
+
+# ---------------------------------------------------------------- sidecar
+def read_jsonl(path):
+    out = []
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if line:
+                    out.append(json.loads(line))
+    return out
+
+
+def cmd_sidecar(a):
+    ph = json.load(open(a.phases))
+    legit = read_jsonl(a.legit_log)
+    attack = read_jsonl(a.attack_log)
+
+    def in_phase(rec, p):
+        return ph[p]["start"] <= rec["t"] < ph[p]["end"]
+
+    ok = lambda r: r.get("sent") or r.get("rejected")  # noqa: E731 (a session that completed)
+    msgs = {
+        "baseline_sent": sum(1 for r in legit if in_phase(r, "baseline") and r.get("sent")),
+        "legit_sent_total": sum(1 for r in legit if r.get("sent")),
+        "legit_inbound_sent": sum(1 for r in legit if r["kind"] == "legit_in" and r.get("sent")),
+        "legit_outbound_sent": sum(1 for r in legit if r["kind"] == "legit_out" and r.get("sent")),
+        "legit_errors": sum(1 for r in legit if r["kind"] == "legit_error"),
+        "attack_sessions": len({(r["t"], r.get("src")) for r in attack}),
+        "attack_messages": sum(1 for r in attack if r["kind"] != "attack_error"),
+        "attack_sent": sum(1 for r in attack if ok(r)),
+        "attack_data_sent": sum(1 for r in attack if r.get("sent")),
+        "attack_rcpt_rejected": sum(r.get("rejected", 0) for r in attack),
+        "attack_errors": sum(1 for r in attack if r["kind"] == "attack_error"),
+    }
+    log = open(a.maillog, errors="replace").read() if os.path.exists(a.maillog) else ""
+    lines = log.splitlines()
+    msgs["accepted"] = sum(1 for l in lines if re.search(r"postfix/smtpd\[\d+\]: [0-9A-F]+: client=", l))
+    msgs["rejected_user_unknown"] = sum(1 for l in lines if "NOQUEUE: reject: RCPT" in l and "User unknown" in l)
+    msgs["rejected_other"] = sum(1 for l in lines if "NOQUEUE: reject:" in l and "User unknown" not in l)
+    msgs["relayed_out"] = sum(1 for l in lines if re.search(r"postfix/smtp\[\d+\]: .* status=sent", l))
+    msgs["delivered_local"] = sum(1 for l in lines if re.search(r"postfix/discard\[\d+\]: .* status=sent", l))
+    msgs["deferred"] = sum(1 for l in lines if "status=deferred" in l)
+    msgs["bounced"] = sum(1 for l in lines if "status=bounced" in l)
+    msgs["smtpd_connections"] = sum(1 for l in lines if re.search(r"postfix/smtpd\[\d+\]: connect from", l))
+    msgs["client_hostname_unverified"] = sum(
+        1 for l in lines if "does not resolve to address" in l or "Name or service not known" in l)
+    sink = json.load(open(a.sink_stats)) if os.path.exists(a.sink_stats) else {}
+    msgs["sink_sessions"] = sink.get("sessions", 0)
+    msgs["sink_messages"] = sink.get("messages", 0)
+    msgs["queued_at_end"] = a.queued
+    out = {
+        "scenario": a.scenario,
+        "mail_server": MX,
+        "upstream_dns": "10.53.0.2",
+        "local_domain": LOCAL_DOMAIN,
+        "files": {"dns": "%s-dns.pcap" % a.scenario, "smtp": "%s-smtp.pcap" % a.scenario},
+        "baseline": ph["baseline"],
+        "attack": ph["attack"],
+        "drain": ph["drain"],
+        "messages": msgs,
+        "topology": {
+            "tdns": "10.53.0.2 (BIND 9, fake root + TLDs, recursive for 10.53.0.0/16)",
+            "mx": "10.53.0.25 (Postfix, local caching BIND 127.0.0.1 -> 10.53.0.2, search sub.univ.test)",
+            "sink": "10.53.0.99 (SMTP sink for all remote MX)",
+            "legit_senders": "10.53.1.1-5 (proper PTR), workstation 10.53.2.10 (in mynetworks)",
+            "attack_sources": "10.53.10.1-250, 10.53.11.1-50",
+        },
+        "capture_points": {"dns": "bridge port towards tdns, filter 'udp port 53 or tcp port 53'",
+                           "smtp": "bridge port towards mx, filter 'tcp port 25'"},
+        "params": ph.get("params", {}),
+        "software": ph.get("software", {}),
+    }
+    with open(a.out, "w") as f:
+        json.dump(out, f, indent=2)
+        f.write("\n")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sp = p.add_subparsers(dest="cmd", required=True)
+    s = sp.add_parser("sink")
+    s.add_argument("--addr", default="10.53.0.99")
+    s.add_argument("--stats", required=True)
+    s = sp.add_parser("legit")
+    s.add_argument("--until", type=float, required=True)
+    s.add_argument("--log", required=True)
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--min-gap", type=float, default=8)
+    s.add_argument("--max-gap", type=float, default=16)
+    for name in ("backscatter", "relay"):
+        s = sp.add_parser(name)
+        s.add_argument("--duration", type=float, required=True)
+        s.add_argument("--rate", type=float, required=True, help="sessions/s (relay: messages/s)")
+        s.add_argument("--log", required=True)
+        s.add_argument("--seed", type=int, default=2)
+        s.add_argument("--workers", type=int, default=32)
+        if name == "relay":
+            s.add_argument("--per-session", type=int, default=10)
+    s = sp.add_parser("sidecar")
+    for k in ("scenario", "phases", "legit-log", "attack-log", "maillog", "sink-stats", "out"):
+        s.add_argument("--" + k, required=True)
+    s.add_argument("--queued", type=int, default=0)
+    a = p.parse_args()
+    {"sink": cmd_sink, "legit": cmd_legit, "backscatter": cmd_backscatter,
+     "relay": cmd_relay, "sidecar": cmd_sidecar}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
