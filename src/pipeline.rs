@@ -58,6 +58,9 @@ enum OutMsg {
         stats: ShardStats,
         clients: usize,
     },
+    /// Replace the output's writer (SIGHUP, log rotation): lines queued
+    /// before go to the old writer, lines after to the new one.
+    Reopen(Box<dyn std::io::Write + Send>),
     /// Health line from the capture side (periodic in live mode, final always).
     Health(Box<dyn Fn(&mut Output, &PipelineHealth) -> std::io::Result<()> + Send>),
 }
@@ -78,6 +81,34 @@ pub struct Sharder {
     lossless: bool,
     pub dropped_batches: u64,
     pub dropped_events: u64,
+    drop_log: DropLog,
+}
+
+/// Rate limit for the drop warning: at most one line a second, with the
+/// counts since the previous line.
+#[derive(Default)]
+struct DropLog {
+    last: Option<std::time::Instant>,
+    batches: u64,
+    events: u64,
+}
+
+impl DropLog {
+    fn dropped(&mut self, events: usize) {
+        self.batches += 1;
+        self.events += events as u64;
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_none_or(|l| now.duration_since(l).as_secs() >= 1)
+        {
+            tracing::warn!(target: "mxwatch::drops", batches = self.batches, events = self.events,
+                "classifier channel full: batches dropped since the last warning");
+            self.last = Some(now);
+            self.batches = 0;
+            self.events = 0;
+        }
+    }
 }
 
 impl Sharder {
@@ -106,7 +137,7 @@ impl Sharder {
         {
             self.dropped_batches += 1;
             self.dropped_events += b.len() as u64;
-            tracing::warn!(target: "mxwatch::drops", shard, events = b.len(), "classifier channel full: batch dropped");
+            self.drop_log.dropped(b.len());
         }
     }
 
@@ -203,6 +234,12 @@ impl CaptureSide {
 
     /// Queues a health line; the writer runs on the output thread with the
     /// shards' latest numbers.
+    /// Queues a writer swap (log rotation) in line order: nothing lost or
+    /// written twice.
+    pub fn reopen_output(&self, w: Box<dyn std::io::Write + Send>) {
+        let _ = self.out_tx.send(OutMsg::Reopen(w));
+    }
+
     pub fn health(
         &self,
         write: impl Fn(&mut Output, &PipelineHealth) -> std::io::Result<()> + Send + 'static,
@@ -258,6 +295,7 @@ pub fn start(cfg: PipelineConfig, output: Output) -> Running {
             lossless: cfg.lossless,
             dropped_batches: 0,
             dropped_events: 0,
+            drop_log: DropLog::default(),
         },
         bin_micros: cfg.classify.bin_micros,
         next_tick: None,
@@ -364,6 +402,10 @@ fn output_loop(
             OutMsg::Done { stats, clients } => {
                 health.shards.add(&stats);
                 health.clients_tracked += clients;
+            }
+            OutMsg::Reopen(w) => {
+                let r = output.reopen(w);
+                record(r, &mut result);
             }
             OutMsg::Health(f) => {
                 if result.is_ok() {

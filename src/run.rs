@@ -77,6 +77,8 @@ pub struct CaptureSnapshot {
     pub libpcap: Option<LibpcapOut>,
     pub dropped_batches: u64,
     pub dropped_events: u64,
+    /// Live only: (batches, frames) dropped between capture and decoder.
+    pub dropped_frames: Option<(u64, u64)>,
 }
 
 pub fn write_capture_stats(
@@ -136,6 +138,8 @@ pub fn write_capture_stats(
                 channel_drops: ChannelDropsOut {
                     batches: snap.dropped_batches,
                     events: snap.dropped_events,
+                    frame_batches: snap.dropped_frames.map(|d| d.0),
+                    frames: snap.dropped_frames.map(|d| d.1),
                 },
                 evictions: EvictionsOut {
                     clients: s.clients_evicted,
@@ -237,6 +241,7 @@ pub fn read(args: &ReadArgs) -> Result<()> {
         libpcap: None,
         dropped_batches: run.capture.sharder.dropped_batches,
         dropped_events: run.capture.sharder.dropped_events,
+        dropped_frames: None,
     };
     let (_, written) = run.finish(move |out, h| write_capture_stats(out, &snap, h));
     if let Some(e) = input_error {

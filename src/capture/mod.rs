@@ -5,6 +5,8 @@
 //! epoch), wire length and libpcap link type. Files are read in the order
 //! given; errors name the file and say what libpcap said.
 
+pub mod daemon;
+pub mod iface;
 pub mod live;
 
 use std::fmt;

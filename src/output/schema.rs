@@ -252,8 +252,15 @@ pub struct DnsHealthOut {
 
 #[derive(Debug, Serialize)]
 pub struct ChannelDropsOut {
+    /// Event batches the decoder dropped because a classifier's queue was full.
     pub batches: u64,
     pub events: u64,
+    /// Live only: frame batches the capture thread dropped because the
+    /// decoder's queue was full, and the frames in them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_batches: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frames: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
