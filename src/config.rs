@@ -43,8 +43,6 @@ pub struct PipelineSection {
     pub max_clients: usize,
     /// Queries waiting for a response, in all (Zeek's max_pending_query_ids).
     pub max_pending_queries: usize,
-    /// Seconds after which a query without response is unanswered.
-    pub answer_timeout_seconds: f64,
     /// DNS-over-TCP streams tracked at once.
     pub max_tcp_dns_flows: usize,
     /// SMTP flows tracked at once.
@@ -63,7 +61,6 @@ impl Default for PipelineSection {
             top: 100,
             max_clients: 100_000,
             max_pending_queries: 200_000,
-            answer_timeout_seconds: 5.0,
             max_tcp_dns_flows: 10_000,
             max_smtp_flows: 50_000,
             batch_events: 512,
@@ -116,7 +113,6 @@ fn validate(c: &FileConfig) -> Result<(), String> {
     let p = &c.pipeline;
     let positive = [
         ("pipeline.bin_seconds", p.bin_seconds),
-        ("pipeline.answer_timeout_seconds", p.answer_timeout_seconds),
         ("detect.ratio", c.detect.ratio),
         ("detect.floor_qps", c.detect.floor_qps),
         ("detect.min_baseline_qps", c.detect.min_baseline_qps),
@@ -258,7 +254,6 @@ impl Settings {
             bin_micros,
             max_clients: file.pipeline.max_clients,
             max_pending: file.pipeline.max_pending_queries,
-            answer_timeout_micros: (file.pipeline.answer_timeout_seconds * 1e6) as i64,
             local_domains,
             detect,
             overrides: file.clients.clone(),

@@ -30,8 +30,6 @@ pub struct ClassifyConfig {
     pub max_clients: usize,
     /// Queries waiting for a response in this shard.
     pub max_pending: usize,
-    /// A query without response after this long is unanswered.
-    pub answer_timeout_micros: i64,
     /// Configured search domains (lower case, no trailing dot); empty = learn.
     pub local_domains: Vec<String>,
     pub detect: DetectorConfig,
@@ -104,7 +102,7 @@ pub struct Shard {
 impl Shard {
     pub fn new(cfg: ClassifyConfig) -> Self {
         Shard {
-            pending: Pending::new(cfg.answer_timeout_micros, cfg.max_pending),
+            pending: Pending::new(cfg.max_pending),
             detector: Detector::new(cfg.detect.clone(), cfg.overrides.clone()),
             cfg,
             clients: FastMap::default(),
@@ -205,6 +203,12 @@ impl Shard {
     }
 
     fn close_bin(&mut self, start: i64, end: i64) -> BinReport {
+        let clients = &mut self.clients;
+        self.pending.rotate(&mut |c| {
+            if let Some(cl) = clients.get_mut(&c) {
+                cl.bin.dns.unanswered += 1;
+            }
+        });
         let mut ips: Vec<IpAddr> = self.clients.keys().copied().collect();
         ips.sort();
         let mut report = BinReport {
@@ -317,7 +321,7 @@ impl Shard {
                 self.name = name;
                 return;
             };
-            self.pending.query(d.ts, key, &mut unanswered);
+            self.pending.query(key, &mut unanswered);
             let Some(c) = client_entry(clients, max_clients, stats, d.client) else {
                 self.name = name;
                 return;
@@ -343,7 +347,7 @@ impl Shard {
                 ClientBin::sample(&mut b.sample_unresolved, name_str);
             }
         } else {
-            if !self.pending.response(d.ts, &key, &mut unanswered) {
+            if !self.pending.response(&key) {
                 stats.dns_unsolicited_responses += 1;
             }
             let Some(c) = client_entry(clients, max_clients, stats, d.client) else {

@@ -303,12 +303,19 @@ impl Detector {
         for (slot, f) in [(ALPHA, alpha), (USER_UNKNOWN, uu), (OUTBOUND, ob)] {
             let holds_now = f.is_some();
             let new = if st.slots[slot].is_none() { f } else { None };
+            // The incident starts at the first bin of the run that shows the signal.
+            let signal = |b: &BinSummary| match slot {
+                ALPHA => b.connections > 0,
+                USER_UNKNOWN => b.user_unknown > 0,
+                _ => b.outbound > 0,
+            };
+            let from = run.iter().position(signal).unwrap_or(0);
             phases[slot] = step_slot(
                 &mut st.slots[slot],
                 new,
                 holds_now,
                 &summary,
-                &run,
+                &run[from..],
                 cfg,
                 ip,
                 end,
