@@ -52,7 +52,7 @@ pub struct Common {
     /// Output file (JSON lines); default stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Classifier threads (clients are sharded by address) [default: cores - 1, at least 1].
+    /// Classifier threads (clients are sharded by address) [default: one per core].
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
     /// BPF filter applied by libpcap (default for files: none, the decoder picks ports 53 and 25 at any VLAN depth).

@@ -36,7 +36,7 @@ pub struct SensorSection {
 #[serde(deny_unknown_fields, default)]
 pub struct PipelineSection {
     pub bin_seconds: f64,
-    /// 0 = cores - 1 (at least 1).
+    /// 0 = one per core.
     pub workers: usize,
     pub top: usize,
     /// Clients tracked in all (a client IP can be spoofed: the table is capped).

@@ -335,7 +335,7 @@ impl Shard {
             } else {
                 b.dns.udp += 1;
             }
-            b.see_name(names::hash(name_str));
+            b.see_name(names::fast_hash(&name));
             b.see_server(d.server);
             b.sub_bins[sub].0 += 1;
             if bucket == QtypeBucket::Mx {

@@ -65,7 +65,7 @@ impl DomainLearner {
             return None;
         }
         let (_, suffix) = split_candidate(name)?;
-        let h = hash(name);
+        let h = fast_hash(name.as_bytes());
         let pos = match self.candidates.iter().position(|(d, _, _)| &**d == suffix) {
             Some(p) => p,
             None if self.candidates.len() < LEARN_MAX_CANDIDATES => {
@@ -92,8 +92,16 @@ impl DomainLearner {
     }
 }
 
+/// Fast hash of a name for distinct counts within a run (fixed seeds: the
+/// same on every run, so counts are reproducible).
+pub fn fast_hash(name: &[u8]) -> u64 {
+    static STATE: std::sync::LazyLock<ahash::RandomState> =
+        std::sync::LazyLock::new(|| ahash::RandomState::with_seeds(0x6d78, 0x7761, 0x7463, 0x6821));
+    STATE.hash_one(name)
+}
+
+/// FNV-1a: stable across versions and platforms (alert ids).
 pub fn hash(s: &str) -> u64 {
-    // FNV-1a: deterministic across runs and platforms.
     let mut h: u64 = 0xcbf29ce484222325;
     for b in s.bytes() {
         h ^= b as u64;
