@@ -15,5 +15,6 @@ pub mod dns;
 pub mod event;
 pub mod output;
 pub mod pipeline;
+pub mod report;
 pub mod run;
 pub mod smtp;
