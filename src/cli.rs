@@ -130,7 +130,7 @@ pub struct ReportArgs {
     #[arg(long, value_name = "DIR", default_value = "mxwatch-report")]
     pub out: PathBuf,
     /// Time resolution of the curves in seconds, snapped to a divisor of 3600
-    /// [default: capture span / 200, clamped to 1..3600].
+    /// [default: capture span / 100, clamped to 1..3600].
     #[arg(long, value_name = "SECS")]
     pub bin: Option<f64>,
     /// Clients reported when none is named.

@@ -157,7 +157,12 @@ impl Collected {
                     return;
                 }
                 let c = Counts::from_json(&v["mxwatch"]);
-                self.bins.entry(ip).or_default().entry(t).or_default().add(&c);
+                self.bins
+                    .entry(ip)
+                    .or_default()
+                    .entry(t)
+                    .or_default()
+                    .add(&c);
             }
             Some("mxwatch.detection") => self.detection(&v),
             Some("mxwatch.capture_stats") => {

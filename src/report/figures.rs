@@ -168,7 +168,10 @@ fn write_client(r: &Report, ip: IpAddr, dir: &Path) -> Result<Vec<Written>> {
         .map(|c| (c.queries as f64 / secs, c.unresolved_fqdn as f64 / secs))
         .collect();
     let stem = format!("{base}-fig6-regression");
-    let title = format!("Total vs unresolved-FQDN rate from {ip}, one point per {} s bin", r.bin_secs);
+    let title = format!(
+        "Total vs unresolved-FQDN rate from {ip}, one point per {} s bin",
+        r.bin_secs
+    );
     plot::write_scatter(
         dir,
         &stem,

@@ -23,10 +23,12 @@ fn rows_of(r: &Report, ip: &std::net::IpAddr) -> Vec<Row> {
 }
 
 fn model_note(r: &Report) -> String {
-    let q = r.model.q.map_or(
-        "q = N_c / (N_c + outbound) from the wire".to_owned(),
-        |q| format!("q = {q} (--dq-q)"),
-    );
+    let q = r
+        .model
+        .q
+        .map_or("q = N_c / (N_c + outbound) from the wire".to_owned(), |q| {
+            format!("q = {q} (--dq-q)")
+        });
     format!(
         "D_q model (relay paper): (2 + k n (1 - q)) N_S + N_P with k = {}, n = RCPT / MAIL FROM, \
          N_S = N_c + outbound sessions, {q}, N_P = 0 (POP3 not decoded). A model, not a count: compare it with `total`.",
@@ -66,9 +68,10 @@ pub fn write_text(w: &mut dyn Write, r: &Report, figs: &[Written]) -> io::Result
             }
         }
         for d in r.detections.iter().filter(|d| d.ip == *ip) {
-            let r2 = d
-                .r2
-                .map_or(String::new(), |v| format!(", R² per sub-bin {v:.4}"));
+            // The evidence's R² (per sub-bin) means something for backscatter only.
+            let r2 =
+                d.r2.filter(|_| d.rule == "backscatter")
+                    .map_or(String::new(), |v| format!(", R² per sub-bin {v:.4}"));
             writeln!(
                 w,
                 "detection {} {} .. {}{r2}: {}",
@@ -127,14 +130,22 @@ pub fn write_html(r: &Report, figs: &[Written], path: &Path) -> Result<()> {
         esc(&model_note(r)),
     );
     for ip in &r.clients {
-        let _ = write!(h, "<h2>Client {ip}</h2>\n<table><tr><th>{}</th>", r.period.name());
+        let _ = write!(
+            h,
+            "<h2>Client {ip}</h2>\n<table><tr><th>{}</th>",
+            r.period.name()
+        );
         for c in &table::CSV_HEADER[3..table::CSV_HEADER.len() - 1] {
             let _ = write!(h, "<th>{}</th>", esc(c));
         }
         h.push_str("</tr>\n");
         for row in rows_of(r, ip) {
             let rec = table::csv_record(&ip.to_string(), r.period, &row);
-            let class = if row.start.is_none() { " class=\"total\"" } else { "" };
+            let class = if row.start.is_none() {
+                " class=\"total\""
+            } else {
+                ""
+            };
             let _ = write!(h, "<tr{class}><td>{}</td>", esc(&row.label));
             for cell in &rec[3..rec.len() - 1] {
                 let _ = write!(h, "<td>{}</td>", esc(cell));

@@ -53,9 +53,9 @@ pub fn snap_bin(secs: f64) -> u32 {
         .unwrap_or(1)
 }
 
-/// Default report bin: the capture span / 200, snapped.
+/// Default report bin: the capture span / 100, snapped (about 100 points a curve).
 pub fn default_bin(span_micros: i64) -> u32 {
-    snap_bin(span_micros as f64 / 1e6 / 200.0)
+    snap_bin(span_micros as f64 / 1e6 / 100.0)
 }
 
 /// Everything the writers need about one run.
@@ -108,7 +108,8 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         .map(|p| fs::metadata(p).map_or(0, |m| m.len()))
         .sum();
     let fixed_bin = args.bin.map(snap_bin);
-    let one_pass = fixed_bin.is_some_and(|b| i64::from(b) * 1_000_000 == detect_settings.bin_micros);
+    let one_pass =
+        fixed_bin.is_some_and(|b| i64::from(b) * 1_000_000 == detect_settings.bin_micros);
     let show = !args.no_progress && io::stderr().is_terminal();
     let bar = progress_bar(show, if one_pass { bytes } else { 2 * bytes });
 
@@ -209,6 +210,66 @@ fn pick_clients(c: &Collected, named: &[IpAddr], top: usize) -> Vec<IpAddr> {
     ranked.into_iter().take(top).map(|(_, ip)| ip).collect()
 }
 
+/// A frame read ahead from one file of the merge.
+struct Ahead {
+    ts: i64,
+    wire_len: u32,
+    data: Vec<u8>,
+}
+
+fn read_ahead(src: &mut FileSource) -> Result<Option<Ahead>, CaptureError> {
+    Ok(src.next_frame()?.map(|f| Ahead {
+        ts: f.ts,
+        wire_len: f.wire_len,
+        data: f.data.to_vec(),
+    }))
+}
+
+/// Feeds the frames of all files merged by packet time (the earliest first;
+/// ties: the file named first). A capture taken on two interfaces, like the
+/// lab's DNS and SMTP files, then lands in the right bins; for consecutive
+/// files (rotation) this is their order.
+fn feed_merged(
+    capture: &mut pipeline::CaptureSide,
+    files: &[PathBuf],
+    filter: Option<&str>,
+    bar: &ProgressBar,
+) -> Result<(), CaptureError> {
+    let mut srcs = Vec::with_capacity(files.len());
+    for path in files {
+        let mut src = FileSource::open(path, filter)?;
+        let ahead = read_ahead(&mut src)?;
+        srcs.push((src, ahead));
+    }
+    let mut current: Option<usize> = None;
+    let mut bytes: u64 = 0;
+    loop {
+        let next = srcs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, a))| a.as_ref().map(|a| (a.ts, i)))
+            .min();
+        let Some((_, i)) = next else { break };
+        let (src, ahead) = &mut srcs[i];
+        if current != Some(i) {
+            capture.set_link(src.link_type());
+            current = Some(i);
+        }
+        if let Some(f) = ahead.take() {
+            // pcap record header (16 bytes) + captured bytes: the file position, near enough.
+            bytes += 16 + f.data.len() as u64;
+            capture.frame(f.ts, &f.data, f.wire_len);
+        }
+        *ahead = read_ahead(src)?;
+        if bytes >= 1 << 20 {
+            bar.inc(bytes);
+            bytes = 0;
+        }
+    }
+    bar.inc(bytes);
+    Ok(())
+}
+
 /// One run of the pipeline over the files, its JSON lines collected.
 fn run_pass(
     settings: &Settings,
@@ -230,37 +291,7 @@ fn run_pass(
         settings.bin_micros,
     );
     let mut run = pipeline::start(run::pipeline_config(settings, true), output);
-    let mut input_error: Option<CaptureError> = None;
-    'files: for path in files {
-        let mut src = match FileSource::open(path, settings.filter.as_deref()) {
-            Ok(s) => s,
-            Err(e) => {
-                input_error = Some(e);
-                break;
-            }
-        };
-        run.capture.set_link(src.link_type());
-        let mut bytes: u64 = 0;
-        loop {
-            match src.next_frame() {
-                Ok(Some(f)) => {
-                    // pcap record header (16 bytes) + captured bytes: the file position, near enough.
-                    bytes += 16 + f.data.len() as u64;
-                    run.capture.frame(f.ts, f.data, f.wire_len);
-                    if bytes >= 1 << 20 {
-                        bar.inc(bytes);
-                        bytes = 0;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    input_error = Some(e);
-                    break 'files;
-                }
-            }
-        }
-        bar.inc(bytes);
-    }
+    let input_error = feed_merged(&mut run.capture, files, settings.filter.as_deref(), bar).err();
     let snap = CaptureSnapshot {
         mode: "file",
         interface: None,
@@ -294,7 +325,7 @@ mod tests {
             assert_eq!(3600 % snap_bin(s), 0, "{s}");
         }
         assert_eq!(snap_bin(7.0), 6);
-        assert_eq!(default_bin(3_600_000_000), 15);
+        assert_eq!(default_bin(3_600_000_000), 30);
         assert_eq!(default_bin(10_000_000), 1);
     }
 }

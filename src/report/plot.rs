@@ -78,7 +78,10 @@ fn span_color(rule: &str) -> RGBColor {
         "spam_relay" => RGBColor(230, 80, 60),
         "backscatter" => RGBColor(150, 80, 200),
         "dns_query_flood" => RGBColor(240, 160, 40),
-        _ => RGBColor(90, 160, 90),
+        "smtp_alpha" => RGBColor(60, 170, 90),
+        "smtp_user_unknown_flood" => RGBColor(40, 150, 200),
+        "smtp_outbound_flood" => RGBColor(180, 150, 40),
+        _ => RGBColor(128, 128, 128),
     }
 }
 
@@ -102,7 +105,8 @@ where
     } else {
         (f.x_range.0, f.x_range.0 + 1.0)
     };
-    let y1 = upper(y_max);
+    // Head room above the curves for the legend.
+    let y1 = upper(y_max) * 1.35;
     let mut chart = ChartBuilder::on(&root)
         .caption(&f.title, (FONT, 22))
         .margin(12)
@@ -122,15 +126,30 @@ where
     let mut named: Vec<&str> = Vec::new();
     for s in &f.spans {
         let c = span_color(&s.name);
-        let rect = Rectangle::new([(s.from, 0.0), (s.to.max(s.from), y1)], c.mix(0.18).filled());
+        let rect = Rectangle::new(
+            [(s.from, 0.0), (s.to.max(s.from), y1)],
+            c.mix(0.13).filled(),
+        );
         let a = chart.draw_series(std::iter::once(rect)).map_err(e)?;
         if !named.contains(&s.name.as_str()) {
             named.push(&s.name);
             a.label(format!("detection: {}", s.name))
-                .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], c.mix(0.35).filled()));
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 6), (x + 16, y + 6)], c.mix(0.35).filled())
+                });
         }
     }
-    for s in &f.series {
+    let shown: Vec<&Series> = f
+        .series
+        .iter()
+        .filter(|s| s.points.iter().any(|p| p.1 > 0.0))
+        .collect();
+    let shown = if shown.is_empty() {
+        f.series.iter().take(1).collect()
+    } else {
+        shown
+    };
+    for s in shown {
         let c = s.color;
         chart
             .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))

@@ -278,7 +278,10 @@ mod tests {
         };
         assert_eq!(m.expected(&c), Some(200.0));
         assert_eq!(m.expected(&Counts::default()), None);
-        let cached = DqModel { k: 2.0, q: Some(1.0) };
+        let cached = DqModel {
+            k: 2.0,
+            q: Some(1.0),
+        };
         assert_eq!(cached.expected(&c), Some(80.0));
     }
 
