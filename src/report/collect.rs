@@ -165,19 +165,19 @@ impl Collected {
                     .add(&c);
             }
             Some("mxwatch.detection") => self.detection(&v),
-            Some("mxwatch.capture_stats") => {
-                if v.pointer("/mxwatch/capture/final") == Some(&Value::Bool(true)) {
-                    self.packets = v
-                        .pointer("/mxwatch/capture/packets_read")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(0);
-                    if let (Some(a), Some(b)) = (
-                        s("/event/start").and_then(parse_rfc3339),
-                        s("/event/end").and_then(parse_rfc3339),
-                    ) && self.packets > 0
-                    {
-                        self.span = Some((a, b));
-                    }
+            Some("mxwatch.capture_stats")
+                if v.pointer("/mxwatch/capture/final") == Some(&Value::Bool(true)) =>
+            {
+                self.packets = v
+                    .pointer("/mxwatch/capture/packets_read")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                if let (Some(a), Some(b)) = (
+                    s("/event/start").and_then(parse_rfc3339),
+                    s("/event/end").and_then(parse_rfc3339),
+                ) && self.packets > 0
+                {
+                    self.span = Some((a, b));
                 }
             }
             _ => {}
