@@ -301,5 +301,9 @@ mod tests {
         assert_eq!(r[0].counts.mx, 4);
         assert_eq!(r[1].label, "1970-01-01 01:00");
         assert_eq!(r[2].counts.queries, 6);
+        let d = rows(&bins, Period::Day, &DqModel { k: 2.0, q: None });
+        assert_eq!((d.len(), d[0].label.as_str()), (2, "1970-01-01"));
+        assert_eq!(Period::for_span(DAY), Period::Day);
+        assert_eq!(Period::for_span(DAY - 1), Period::Hour);
     }
 }
