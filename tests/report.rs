@@ -74,11 +74,19 @@ fn read_by_hour(file: &Path, extra: &[&str]) -> Table {
         if v["event"]["dataset"] != "mxwatch.client_stats" {
             continue;
         }
-        let ip = v["source"]["ip"].as_str().expect("no folded line").to_owned();
+        let ip = v["source"]["ip"]
+            .as_str()
+            .expect("no folded line")
+            .to_owned();
         let hour = v["event"]["start"].as_str().unwrap()[..13].to_owned();
-        let row = t.entry((ip, hour)).or_insert_with(|| vec![0; COLUMNS.len()]);
+        let row = t
+            .entry((ip, hour))
+            .or_insert_with(|| vec![0; COLUMNS.len()]);
         for (i, (_, ptr)) in COLUMNS.iter().enumerate() {
-            row[i] += v["mxwatch"].pointer(ptr).and_then(Value::as_u64).unwrap_or(0);
+            row[i] += v["mxwatch"]
+                .pointer(ptr)
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
         }
     }
     t
@@ -96,7 +104,10 @@ fn csv_by_hour(path: &Path) -> (Table, Vec<csv::StringRecord>) {
         if &rec[col("period")] != "hour" {
             continue;
         }
-        let key = (rec[col("client")].to_owned(), rec[col("start")][..13].to_owned());
+        let key = (
+            rec[col("client")].to_owned(),
+            rec[col("start")][..13].to_owned(),
+        );
         let row = COLUMNS
             .iter()
             .map(|(name, _)| rec[col(name)].parse::<u64>().expect("count"))
@@ -136,7 +147,11 @@ fn check_equals_read(file: &Path, extra: &[&str]) {
     let (csv, _) = csv_by_hour(&dir.path().join("table.csv"));
     let clients: std::collections::BTreeSet<&String> = csv.keys().map(|k| &k.0).collect();
     let in_read: std::collections::BTreeSet<&String> = all.keys().map(|k| &k.0).collect();
-    assert_eq!(clients.len(), in_read.len().min(8), "the top clients are reported");
+    assert_eq!(
+        clients.len(),
+        in_read.len().min(8),
+        "the top clients are reported"
+    );
     let expected: Table = all
         .iter()
         .filter(|(k, _)| clients.contains(&k.0))
@@ -222,7 +237,10 @@ fn check_html(dir: &Path, html: &str) {
             let rest = &html[i + attr.len()..];
             let target = &rest[..rest.find('"').unwrap()];
             assert!(!target.contains("://"), "no outside resource: {target}");
-            assert!(dir.join(target).is_file(), "{target} referenced but missing");
+            assert!(
+                dir.join(target).is_file(),
+                "{target} referenced but missing"
+            );
             refs += 1;
         }
     }
@@ -231,14 +249,18 @@ fn check_html(dir: &Path, html: &str) {
 
 #[test]
 fn every_file_written_is_well_formed() {
-    let (_, dir) = report(
-        &[&repo("pcaps/smtp-user-unknown.pcap")],
-        &["--top", "2"],
-    );
+    let (_, dir) = report(&[&repo("pcaps/smtp-user-unknown.pcap")], &["--top", "2"]);
     check_well_formed(dir.path());
     let (stdout, dir) = report(
         &[&repo("pcaps/dns-mixed.pcap")],
-        &["--top", "3", "--local-domain", "sub.univ.test", "--bin", "2"],
+        &[
+            "--top",
+            "3",
+            "--local-domain",
+            "sub.univ.test",
+            "--bin",
+            "2",
+        ],
     );
     check_well_formed(dir.path());
     assert!(stdout.contains("curves per 2 s bin"), "{stdout}");
@@ -262,10 +284,7 @@ fn smtp_server_gets_alpha_and_the_dq_model() {
 
 #[test]
 fn named_client_only_and_errors_are_one_line() {
-    let (stdout, dir) = report(
-        &[&repo("pcaps/dns-mixed.pcap")],
-        &["--client", "10.1.2.65"],
-    );
+    let (stdout, dir) = report(&[&repo("pcaps/dns-mixed.pcap")], &["--client", "10.1.2.65"]);
     assert_eq!(stdout.matches("\nclient ").count(), 1, "{stdout}");
     assert!(dir.path().join("10.1.2.65-fig2-qtype.png").is_file());
     let (ok, _, stderr) = run(&["report", "/nonexistent.pcap", "--out", "/tmp/x"]);
