@@ -27,6 +27,9 @@ pub enum Command {
     Live(LiveArgs),
     /// Print configuration.
     Config(ConfigArgs),
+    /// Tables and plots for a person: per-client qtype/rcode table by day or hour,
+    /// rate curves, total vs unresolved regression, alpha and the D_q model.
+    Report(ReportArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -117,4 +120,46 @@ pub struct ConfigArgs {
     /// Check a config file and print it with every default filled in.
     #[arg(long, value_name = "FILE", conflicts_with = "print_default")]
     pub check: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Capture files (pcap or pcapng), read in the order given.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Client to report on (repeatable); default: the --top most active clients.
+    #[arg(long = "client", value_name = "IP")]
+    pub clients: Vec<std::net::IpAddr>,
+    /// Directory for the CSV, HTML and plots (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "mxwatch-report")]
+    pub out: PathBuf,
+    /// Time resolution of the curves in seconds, snapped to a divisor of 3600
+    /// [default: capture span / 100, clamped to 1..3600].
+    #[arg(long, value_name = "SECS")]
+    pub bin: Option<f64>,
+    /// Clients reported when none is named.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub top: usize,
+    /// TOML config file (as for `read`); its bin size drives the detections.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Local search domain of the monitored mail servers (repeatable), as for `read`.
+    #[arg(long = "local-domain", value_name = "DOMAIN")]
+    pub local_domain: Vec<String>,
+    /// Classifier threads [default: cores - 1, at least 1].
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// BPF filter applied by libpcap.
+    #[arg(long, value_name = "BPF")]
+    pub filter: Option<String>,
+    /// D_q model: DNS lookups per destination domain (the paper: 2 for Postfix, 4 for old sendmail).
+    #[arg(long, value_name = "K", default_value_t = 2.0)]
+    pub dq_k: f64,
+    /// D_q model: share q of received mail, N_S(r)/(N_S(r)+N_S(t)) [default: from the wire,
+    /// inbound sessions / (inbound + outbound sessions)].
+    #[arg(long, value_name = "Q")]
+    pub dq_q: Option<f64>,
+    /// Never show a progress bar on stderr.
+    #[arg(long)]
+    pub no_progress: bool,
 }

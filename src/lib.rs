@@ -15,6 +15,7 @@ pub mod dns;
 pub mod event;
 pub mod output;
 pub mod pipeline;
+pub mod report;
 pub mod run;
 pub mod smtp;
 

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Command::Read(args) => mxwatch::run::read(&args),
         Command::Live(args) => mxwatch::run::live(&args),
         Command::Config(args) => mxwatch::run::config(&args),
+        Command::Report(args) => mxwatch::report::report(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,331 @@
+//! `mxwatch report FILE...`: the papers' tables and figures for a person.
+//!
+//! The report runs the normal pipeline (the same code as `read`) into a
+//! `collect::LineSink` and parses its JSON lines back, so every number it
+//! shows is a client_stats count. Two passes over the files:
+//!
+//! 1. detections, at the configured bin (the rules are tuned per bin);
+//! 2. counters (client_stats for every client, detection off) at the
+//!    report's bin, a divisor of 3600 s so that bins nest in hours and days.
+//!
+//! When `--bin` equals the configured bin, one pass does both. Then, per
+//! client: `table` (text on stdout, `table.csv`), `figures` (SVG + PNG) and
+//! `html` (`index.html`).
+
+pub mod collect;
+pub mod figures;
+pub mod html;
+pub mod plot;
+pub mod table;
+
+use std::fs;
+use std::io::{self, IsTerminal, Write};
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::capture::{CaptureError, FileSource};
+use crate::cli::{Common, ReportArgs};
+use crate::config::Settings;
+use crate::output::Output;
+use crate::pipeline;
+use crate::run::{self, CaptureSnapshot};
+use collect::{Collected, LineSink};
+use table::{DqModel, Period};
+
+/// Report bins (seconds): divisors of 3600, so bins nest in hours and days.
+const NICE_BINS: [u32; 22] = [
+    1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60, 120, 180, 240, 300, 360, 600, 720, 900, 1200, 1800,
+];
+
+/// The largest divisor of 3600 at most `secs` (1 s at least, 3600 s at most).
+pub fn snap_bin(secs: f64) -> u32 {
+    if secs >= 3600.0 {
+        return 3600;
+    }
+    NICE_BINS
+        .iter()
+        .copied()
+        .rev()
+        .find(|&b| f64::from(b) <= secs)
+        .unwrap_or(1)
+}
+
+/// Default report bin: the capture span / 100, snapped (about 100 points a curve).
+pub fn default_bin(span_micros: i64) -> u32 {
+    snap_bin(span_micros as f64 / 1e6 / 100.0)
+}
+
+/// Everything the writers need about one run.
+pub struct Report {
+    pub files: Vec<String>,
+    pub bin_secs: u32,
+    pub detect_bin_secs: f64,
+    pub span: (i64, i64),
+    pub period: Period,
+    pub model: DqModel,
+    pub clients: Vec<IpAddr>,
+    pub counters: Collected,
+    pub detections: Vec<collect::Detection>,
+}
+
+/// `mxwatch report`
+pub fn report(args: &ReportArgs) -> Result<()> {
+    if args.top == 0 {
+        bail!("--top must be at least 1");
+    }
+    if let Some(q) = args.dq_q
+        && !(0.0..=1.0).contains(&q)
+    {
+        bail!("--dq-q must be between 0 and 1, not {q}");
+    }
+    if !(args.dq_k.is_finite() && args.dq_k >= 0.0) {
+        bail!("--dq-k must be a non-negative number, not {}", args.dq_k);
+    }
+    if let Some(b) = args.bin
+        && !(b.is_finite() && b > 0.0)
+    {
+        bail!("--bin must be a positive number of seconds, not {b}");
+    }
+    let common = Common {
+        config: args.config.clone(),
+        local_domain: args.local_domain.clone(),
+        bin: None,
+        stats: true,
+        top: None,
+        no_detect: false,
+        output: None,
+        workers: args.workers,
+        filter: args.filter.clone(),
+        sensor_name: Some("mxwatch-report".into()),
+    };
+    let detect_settings = Settings::build(&common)?;
+    let bytes: u64 = args
+        .files
+        .iter()
+        .map(|p| fs::metadata(p).map_or(0, |m| m.len()))
+        .sum();
+    let fixed_bin = args.bin.map(snap_bin);
+    let one_pass =
+        fixed_bin.is_some_and(|b| i64::from(b) * 1_000_000 == detect_settings.bin_micros);
+    let show = !args.no_progress && io::stderr().is_terminal();
+    let bar = progress_bar(show, if one_pass { bytes } else { 2 * bytes });
+
+    bar.set_message("pass 1: detections");
+    let first = run_pass(&detect_settings, &args.files, one_pass, &args.clients, &bar)?;
+    let Some(span) = first.span else {
+        bar.finish_and_clear();
+        bail!("no packets in {}", display_files(&args.files));
+    };
+    let bin_secs = fixed_bin.unwrap_or_else(|| default_bin(span.1 - span.0));
+    let counters = if one_pass {
+        first.clone_counters()
+    } else {
+        bar.set_message("pass 2: counters");
+        let s = Settings::build(&Common {
+            bin: Some(f64::from(bin_secs)),
+            no_detect: true,
+            ..common.clone()
+        })?;
+        run_pass(&s, &args.files, true, &args.clients, &bar)?
+    };
+    bar.finish_and_clear();
+
+    let clients = pick_clients(&counters, &args.clients, args.top);
+    let r = Report {
+        files: args.files.iter().map(|p| p.display().to_string()).collect(),
+        bin_secs,
+        detect_bin_secs: detect_settings.bin_micros as f64 / 1e6,
+        span,
+        period: Period::for_span(span.1 - span.0),
+        model: DqModel {
+            k: args.dq_k,
+            q: args.dq_q,
+        },
+        clients,
+        counters,
+        detections: first.detections,
+    };
+    fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let figures = figures::write_all(&r, &args.out)?;
+    let mut stdout = io::stdout().lock();
+    html::write_text(&mut stdout, &r, &figures)?;
+    stdout.flush()?;
+    html::write_csv(&r, &args.out.join("table.csv"))?;
+    html::write_html(&r, &figures, &args.out.join("index.html"))?;
+    eprintln!(
+        "mxwatch report: wrote {} (index.html, table.csv, {} figures as SVG and PNG)",
+        args.out.display(),
+        figures.len()
+    );
+    Ok(())
+}
+
+fn display_files(files: &[PathBuf]) -> String {
+    files
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn progress_bar(show: bool, total: u64) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg:20} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+impl Collected {
+    fn clone_counters(&self) -> Collected {
+        Collected {
+            bins: self.bins.clone(),
+            span: self.span,
+            packets: self.packets,
+            ..Collected::default()
+        }
+    }
+}
+
+/// The named clients, else the `top` most active (ties: lower address first).
+fn pick_clients(c: &Collected, named: &[IpAddr], top: usize) -> Vec<IpAddr> {
+    if !named.is_empty() {
+        return named.to_vec();
+    }
+    let mut ranked: Vec<(u64, IpAddr)> = c
+        .bins
+        .iter()
+        .map(|(ip, bins)| (bins.values().map(collect::Counts::activity).sum(), *ip))
+        .collect();
+    ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    ranked.into_iter().take(top).map(|(_, ip)| ip).collect()
+}
+
+/// A frame read ahead from one file of the merge.
+struct Ahead {
+    ts: i64,
+    wire_len: u32,
+    data: Vec<u8>,
+}
+
+fn read_ahead(src: &mut FileSource) -> Result<Option<Ahead>, CaptureError> {
+    Ok(src.next_frame()?.map(|f| Ahead {
+        ts: f.ts,
+        wire_len: f.wire_len,
+        data: f.data.to_vec(),
+    }))
+}
+
+/// Feeds the frames of all files merged by packet time (the earliest first;
+/// ties: the file named first). A capture taken on two interfaces, like the
+/// lab's DNS and SMTP files, then lands in the right bins; for consecutive
+/// files (rotation) this is their order.
+fn feed_merged(
+    capture: &mut pipeline::CaptureSide,
+    files: &[PathBuf],
+    filter: Option<&str>,
+    bar: &ProgressBar,
+) -> Result<(), CaptureError> {
+    let mut srcs = Vec::with_capacity(files.len());
+    for path in files {
+        let mut src = FileSource::open(path, filter)?;
+        let ahead = read_ahead(&mut src)?;
+        srcs.push((src, ahead));
+    }
+    let mut current: Option<usize> = None;
+    let mut bytes: u64 = 0;
+    loop {
+        let next = srcs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, a))| a.as_ref().map(|a| (a.ts, i)))
+            .min();
+        let Some((_, i)) = next else { break };
+        let (src, ahead) = &mut srcs[i];
+        if current != Some(i) {
+            capture.set_link(src.link_type());
+            current = Some(i);
+        }
+        if let Some(f) = ahead.take() {
+            // pcap record header (16 bytes) + captured bytes: the file position, near enough.
+            bytes += 16 + f.data.len() as u64;
+            capture.frame(f.ts, &f.data, f.wire_len);
+        }
+        *ahead = read_ahead(src)?;
+        if bytes >= 1 << 20 {
+            bar.inc(bytes);
+            bytes = 0;
+        }
+    }
+    bar.inc(bytes);
+    Ok(())
+}
+
+/// One run of the pipeline over the files, its JSON lines collected.
+fn run_pass(
+    settings: &Settings,
+    files: &[PathBuf],
+    stats: bool,
+    only: &[IpAddr],
+    bar: &ProgressBar,
+) -> Result<Collected> {
+    let sink = LineSink::new(Collected {
+        only: only.to_vec(),
+        ..Collected::default()
+    });
+    let collected = sink.collected.clone();
+    let output = Output::new(
+        Box::new(sink),
+        settings.sensor_name.clone(),
+        stats,
+        usize::MAX,
+        settings.bin_micros,
+    );
+    let mut run = pipeline::start(run::pipeline_config(settings, true), output);
+    let input_error = feed_merged(&mut run.capture, files, settings.filter.as_deref(), bar).err();
+    let snap = CaptureSnapshot {
+        mode: "file",
+        interface: None,
+        files: files.iter().map(|p| p.display().to_string()).collect(),
+        is_final: true,
+        first_ts: run.capture.first_ts.unwrap_or(0),
+        ts: run.capture.last_ts.unwrap_or(0),
+        decode: run.capture.decoder.stats(),
+        smtp: run::smtp_stats_json(&run.capture),
+        smtp_flows_evicted: run::smtp_evicted(&run.capture),
+        libpcap: None,
+        dropped_batches: run.capture.sharder.dropped_batches,
+        dropped_events: run.capture.sharder.dropped_events,
+    };
+    let (_, written) = run.finish(move |out, h| run::write_capture_stats(out, &snap, h));
+    if let Some(e) = input_error {
+        return Err(e.into());
+    }
+    written.context("report pipeline output")?;
+    let mut c = collected.lock().expect("collector");
+    Ok(std::mem::take(&mut *c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bins_divide_an_hour() {
+        for s in [0.2, 1.0, 7.0, 59.0, 61.0, 1000.0, 5000.0] {
+            assert_eq!(3600 % snap_bin(s), 0, "{s}");
+        }
+        assert_eq!(snap_bin(7.0), 6);
+        assert_eq!(default_bin(3_600_000_000), 30);
+        assert_eq!(default_bin(10_000_000), 1);
+    }
+}
