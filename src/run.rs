@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -171,78 +171,30 @@ pub fn read(args: &ReadArgs) -> Result<()> {
     let show_progress = !args.no_progress && io::stderr().is_terminal();
     let started = Instant::now();
     let mut last_progress = Instant::now();
-    let mut input_error: Option<CaptureError> = None;
-    let files: Vec<String> = args.files.iter().map(|p| p.display().to_string()).collect();
-    let mut progress = |capture: &pipeline::CaptureSide, what: &std::path::Path| {
+    let progress = |capture: &pipeline::CaptureSide, path: &Path, _bytes: u64| {
         if show_progress && last_progress.elapsed().as_millis() >= 500 {
             last_progress = Instant::now();
             let total = capture.decoder.stats().packets;
             let rate = total as f64 / started.elapsed().as_secs_f64();
             eprint!(
                 "\r\x1b[2K{}: {total} packets, {:.2} Mpkt/s",
-                what.display(),
+                path.display(),
                 rate / 1e6
             );
         }
     };
-    if args.merge {
-        input_error = read_merged(
-            &args.files,
-            settings.filter.as_deref(),
-            &mut run.capture,
-            &mut progress,
-        )
-        .err();
-    } else {
-        'files: for path in &args.files {
-            let mut src = match FileSource::open(path, settings.filter.as_deref()) {
-                Ok(s) => s,
-                Err(e) => {
-                    input_error = Some(e);
-                    break;
-                }
-            };
-            run.capture.set_link(src.link_type());
-            let mut n: u64 = 0;
-            loop {
-                match src.next_frame() {
-                    Ok(Some(f)) => {
-                        run.capture.frame(f.ts, f.data, f.wire_len);
-                        n += 1;
-                        if n & 0xffff == 0 {
-                            if run.capture.output_failed() {
-                                break 'files;
-                            }
-                            progress(&run.capture, path);
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        input_error = Some(e);
-                        break 'files;
-                    }
-                }
-            }
-        }
-    }
+    let input_error = feed_files(
+        &mut run.capture,
+        &args.files,
+        settings.filter.as_deref(),
+        args.merge,
+        progress,
+    )
+    .err();
     if show_progress {
         eprint!("\r\x1b[2K");
     }
-    let snap = CaptureSnapshot {
-        mode: "file",
-        interface: None,
-        files,
-        is_final: true,
-        first_ts: run.capture.first_ts.unwrap_or(0),
-        ts: run.capture.last_ts.unwrap_or(0),
-        decode: run.capture.decoder.stats(),
-        smtp: smtp_stats_json(&run.capture),
-        smtp_flows_evicted: smtp_evicted(&run.capture),
-        libpcap: None,
-        dropped_batches: run.capture.sharder.dropped_batches,
-        dropped_events: run.capture.sharder.dropped_events,
-        dropped_frames: None,
-    };
+    let snap = file_snapshot(&run.capture, &args.files);
     let (_, written) = run.finish(move |out, h| write_capture_stats(out, &snap, h));
     if let Some(e) = input_error {
         return Err(e.into());
@@ -251,53 +203,97 @@ pub fn read(args: &ReadArgs) -> Result<()> {
     Ok(())
 }
 
-/// Reads several files merged by packet time (ties: the file given first).
-fn read_merged(
+/// Feeds capture files to the pipeline: one after another, or merged by
+/// packet time (ties: the file given first). `progress` is called now and
+/// then with the file being read and the bytes read since the last call.
+/// Stops early, without error, when the output can no longer be written.
+pub fn feed_files(
+    capture: &mut pipeline::CaptureSide,
     paths: &[PathBuf],
     filter: Option<&str>,
-    capture: &mut pipeline::CaptureSide,
-    progress: &mut impl FnMut(&pipeline::CaptureSide, &std::path::Path),
+    merge: bool,
+    mut progress: impl FnMut(&pipeline::CaptureSide, &Path, u64),
 ) -> Result<(), CaptureError> {
+    /// A file and its next frame, copied out of libpcap's buffer.
     struct Head {
         src: FileSource,
-        frame: Option<(i64, u32, Vec<u8>)>,
+        next: Option<(i64, u32, Vec<u8>)>,
     }
     fn pull(h: &mut Head) -> Result<(), CaptureError> {
-        h.frame = h
+        h.next = h
             .src
             .next_frame()?
             .map(|f| (f.ts, f.wire_len, f.data.to_vec()));
         Ok(())
     }
+    let mut bytes: u64 = 0;
+    let mut n: u64 = 0;
+    // Every 64k frames: report progress, and stop if the output is gone.
+    let mut tick = |capture: &pipeline::CaptureSide, path: &Path, len: usize| -> bool {
+        bytes += 16 + len as u64; // record header + captured bytes
+        n += 1;
+        if n & 0xffff == 0 {
+            progress(capture, path, std::mem::take(&mut bytes));
+            return capture.output_failed();
+        }
+        false
+    };
+    if !merge {
+        for path in paths {
+            let mut src = FileSource::open(path, filter)?;
+            capture.set_link(src.link_type());
+            while let Some(f) = src.next_frame()? {
+                capture.frame(f.ts, f.data, f.wire_len);
+                if tick(capture, path, f.data.len()) {
+                    return Ok(());
+                }
+            }
+        }
+        return Ok(());
+    }
     let mut heads = Vec::new();
     for p in paths {
         let mut h = Head {
             src: FileSource::open(p, filter)?,
-            frame: None,
+            next: None,
         };
         pull(&mut h)?;
         heads.push(h);
     }
-    let mut n: u64 = 0;
-    loop {
-        let next = heads
-            .iter()
-            .enumerate()
-            .filter_map(|(i, h)| h.frame.as_ref().map(|f| (f.0, i)))
-            .min();
-        let Some((_, i)) = next else { return Ok(()) };
+    while let Some((_, i)) = heads
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| h.next.as_ref().map(|f| (f.0, i)))
+        .min()
+    {
         let h = &mut heads[i];
-        let (ts, wire_len, data) = h.frame.take().expect("present");
+        let (ts, wire_len, data) = h.next.take().expect("present");
         capture.set_link(h.src.link_type());
         capture.frame(ts, &data, wire_len);
         pull(h)?;
-        n += 1;
-        if n & 0xffff == 0 {
-            if capture.output_failed() {
-                return Ok(());
-            }
-            progress(capture, h.src.path());
+        if tick(capture, h.src.path(), data.len()) {
+            return Ok(());
         }
+    }
+    Ok(())
+}
+
+/// The final capture_stats numbers of a file run.
+pub fn file_snapshot(capture: &pipeline::CaptureSide, files: &[PathBuf]) -> CaptureSnapshot {
+    CaptureSnapshot {
+        mode: "file",
+        interface: None,
+        files: files.iter().map(|p| p.display().to_string()).collect(),
+        is_final: true,
+        first_ts: capture.first_ts.unwrap_or(0),
+        ts: capture.last_ts.unwrap_or(0),
+        decode: capture.decoder.stats(),
+        smtp: smtp_stats_json(capture),
+        smtp_flows_evicted: smtp_evicted(capture),
+        libpcap: None,
+        dropped_batches: capture.sharder.dropped_batches,
+        dropped_events: capture.sharder.dropped_events,
+        dropped_frames: None,
     }
 }
 

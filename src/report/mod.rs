@@ -26,12 +26,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::capture::{CaptureError, FileSource};
 use crate::cli::{Common, ReportArgs};
 use crate::config::Settings;
 use crate::output::Output;
 use crate::pipeline;
-use crate::run::{self, CaptureSnapshot};
+use crate::run;
 use collect::{Collected, LineSink};
 use table::{DqModel, Period};
 
@@ -210,66 +209,6 @@ fn pick_clients(c: &Collected, named: &[IpAddr], top: usize) -> Vec<IpAddr> {
     ranked.into_iter().take(top).map(|(_, ip)| ip).collect()
 }
 
-/// A frame read ahead from one file of the merge.
-struct Ahead {
-    ts: i64,
-    wire_len: u32,
-    data: Vec<u8>,
-}
-
-fn read_ahead(src: &mut FileSource) -> Result<Option<Ahead>, CaptureError> {
-    Ok(src.next_frame()?.map(|f| Ahead {
-        ts: f.ts,
-        wire_len: f.wire_len,
-        data: f.data.to_vec(),
-    }))
-}
-
-/// Feeds the frames of all files merged by packet time (the earliest first;
-/// ties: the file named first). A capture taken on two interfaces, like the
-/// lab's DNS and SMTP files, then lands in the right bins; for consecutive
-/// files (rotation) this is their order.
-fn feed_merged(
-    capture: &mut pipeline::CaptureSide,
-    files: &[PathBuf],
-    filter: Option<&str>,
-    bar: &ProgressBar,
-) -> Result<(), CaptureError> {
-    let mut srcs = Vec::with_capacity(files.len());
-    for path in files {
-        let mut src = FileSource::open(path, filter)?;
-        let ahead = read_ahead(&mut src)?;
-        srcs.push((src, ahead));
-    }
-    let mut current: Option<usize> = None;
-    let mut bytes: u64 = 0;
-    loop {
-        let next = srcs
-            .iter()
-            .enumerate()
-            .filter_map(|(i, (_, a))| a.as_ref().map(|a| (a.ts, i)))
-            .min();
-        let Some((_, i)) = next else { break };
-        let (src, ahead) = &mut srcs[i];
-        if current != Some(i) {
-            capture.set_link(src.link_type());
-            current = Some(i);
-        }
-        if let Some(f) = ahead.take() {
-            // pcap record header (16 bytes) + captured bytes: the file position, near enough.
-            bytes += 16 + f.data.len() as u64;
-            capture.frame(f.ts, &f.data, f.wire_len);
-        }
-        *ahead = read_ahead(src)?;
-        if bytes >= 1 << 20 {
-            bar.inc(bytes);
-            bytes = 0;
-        }
-    }
-    bar.inc(bytes);
-    Ok(())
-}
-
 /// One run of the pipeline over the files, its JSON lines collected.
 fn run_pass(
     settings: &Settings,
@@ -291,21 +230,16 @@ fn run_pass(
         settings.bin_micros,
     );
     let mut run = pipeline::start(run::pipeline_config(settings, true), output);
-    let input_error = feed_merged(&mut run.capture, files, settings.filter.as_deref(), bar).err();
-    let snap = CaptureSnapshot {
-        mode: "file",
-        interface: None,
-        files: files.iter().map(|p| p.display().to_string()).collect(),
-        is_final: true,
-        first_ts: run.capture.first_ts.unwrap_or(0),
-        ts: run.capture.last_ts.unwrap_or(0),
-        decode: run.capture.decoder.stats(),
-        smtp: run::smtp_stats_json(&run.capture),
-        smtp_flows_evicted: run::smtp_evicted(&run.capture),
-        libpcap: None,
-        dropped_batches: run.capture.sharder.dropped_batches,
-        dropped_events: run.capture.sharder.dropped_events,
-    };
+    // Merged by packet time: the lab's DNS and SMTP files cover the same minutes.
+    let input_error = run::feed_files(
+        &mut run.capture,
+        files,
+        settings.filter.as_deref(),
+        true,
+        |_, _, bytes| bar.inc(bytes),
+    )
+    .err();
+    let snap = run::file_snapshot(&run.capture, files);
     let (_, written) = run.finish(move |out, h| run::write_capture_stats(out, &snap, h));
     if let Some(e) = input_error {
         return Err(e.into());
