@@ -134,26 +134,36 @@ fn read_name_fast(msg: &[u8], mut pos: usize, out: &mut Vec<u8>) -> NameRead {
     }
 }
 
+/// For each byte: its lower-case form when it stands for itself in a
+/// label's presentation form (letters, digits, '-', '_'), else 0.
+static LOWER_PLAIN: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
+            t[b] = c.to_ascii_lowercase();
+        }
+        b += 1;
+    }
+    t
+};
+
 /// Appends a label in presentation form, lower-cased; bytes that are not
 /// printable, `.` and `\` are escaped as `\DDD` (RFC 4343 §2.1).
 fn push_label(label: &[u8], out: &mut Vec<u8>) {
     // Fast path: a label of letters, digits, '-' and '_' (nearly all of them),
-    // copied then lower-cased in place.
-    let start = out.len();
-    if start + label.len() <= NAME_MAX {
-        out.extend_from_slice(label);
-        let mut plain = true;
-        for b in &mut out[start..] {
-            match *b {
-                b'A'..=b'Z' => *b += 32,
-                b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => {}
-                _ => {
-                    plain = false;
-                    break;
-                }
-            }
-        }
-        if plain {
+    // lower-cased through a table in one pass; a byte that needs escaping
+    // maps to 0 and sends the label to the careful path below.
+    if out.len() + label.len() <= NAME_MAX {
+        let start = out.len();
+        let mut special = false;
+        out.extend(label.iter().map(|&b| {
+            let m = LOWER_PLAIN[usize::from(b)];
+            special |= m == 0;
+            m
+        }));
+        if !special {
             return;
         }
         out.truncate(start);

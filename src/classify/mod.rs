@@ -420,21 +420,19 @@ fn client_entry<'a>(
     stats: &mut ShardStats,
     ip: IpAddr,
 ) -> Option<&'a mut Client> {
-    if !clients.contains_key(&ip) {
-        if clients.len() >= max_clients {
+    let full = clients.len() >= max_clients;
+    match clients.entry(ip) {
+        std::collections::hash_map::Entry::Occupied(e) => Some(e.into_mut()),
+        std::collections::hash_map::Entry::Vacant(_) if full => {
             stats.clients_overflow_events += 1;
-            return None;
+            None
         }
-        clients.insert(
-            ip,
-            Client {
-                bin: ClientBin::default(),
-                learner: DomainLearner::default(),
-                last_active_bin: 0,
-            },
-        );
+        std::collections::hash_map::Entry::Vacant(v) => Some(v.insert(Client {
+            bin: ClientBin::default(),
+            learner: DomainLearner::default(),
+            last_active_bin: 0,
+        })),
     }
-    clients.get_mut(&ip)
 }
 
 fn is_unresolved(name: &str, configured: &[String], learner: &DomainLearner) -> bool {

@@ -47,7 +47,9 @@ impl Pending {
             self.rotate(&mut unanswered);
         }
         // The same key again (a retry with the same id) leaves the first unanswered.
-        if self.current.insert(key, ()).is_some() || self.older.remove(&key).is_some() {
+        if self.current.insert(key, ()).is_some()
+            || (!self.older.is_empty() && self.older.remove(&key).is_some())
+        {
             unanswered(key.client);
         }
     }

@@ -103,8 +103,14 @@ pub enum Decoded<'a> {
     Stopped(Layer),
 }
 
-/// Decodes one frame of the given link type.
+/// Decodes one frame of the given link type: the hand-written fast path for
+/// well-formed common frames, etherparse for the rest.
 pub fn decode(link: LinkType, frame: &[u8]) -> Decoded<'_> {
+    super::fast::decode(link, frame).unwrap_or_else(|| decode_etherparse(link, frame))
+}
+
+/// Decodes one frame with etherparse only (the reference for the fast path).
+pub fn decode_etherparse(link: LinkType, frame: &[u8]) -> Decoded<'_> {
     // Hand-strip the pseudo-headers etherparse has no slicer for.
     let (ether_type, rest) = match link {
         LinkType::Ethernet => {
@@ -329,5 +335,87 @@ fn layer_of(l: EpLayer) -> Layer {
         | Ipv6RouteHeader
         | Ipv6FragHeader => Layer::Ip,
         _ => Layer::Transport,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::PacketBuilder;
+    use proptest::prelude::*;
+
+    /// A frame of one of the shapes the fast path takes, built by etherparse,
+    /// then given `vlans` tags (802.1ad outer, 802.1Q inner) by hand.
+    fn frame(v6: bool, tcp: bool, vlans: u8, payload: &[u8]) -> Vec<u8> {
+        let eth = PacketBuilder::ethernet2([1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12]);
+        let mut out = Vec::new();
+        if v6 {
+            let ip = eth.ipv6(
+                [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                [0xfd; 16],
+                64,
+            );
+            if tcp {
+                ip.tcp(25, 40000, 1000, 64000)
+                    .syn()
+                    .ack(7)
+                    .write(&mut out, payload)
+                    .unwrap();
+            } else {
+                ip.udp(53000, 53).write(&mut out, payload).unwrap();
+            }
+        } else {
+            let ip = eth.ipv4([10, 0, 0, 1], [10, 0, 0, 53], 64);
+            if tcp {
+                ip.tcp(40000, 53, 99, 64000)
+                    .fin()
+                    .write(&mut out, payload)
+                    .unwrap();
+            } else {
+                ip.udp(53000, 53).write(&mut out, payload).unwrap();
+            }
+        }
+        let inner = [out[12], out[13]];
+        let tags: &[[u8; 2]] = match vlans {
+            0 => &[],
+            1 => &[[0x81, 0x00]],
+            _ => &[[0x88, 0xa8], [0x81, 0x00]],
+        };
+        // Layout: MACs, then per tag (TPID, TCI), then the ether type.
+        let mut f = out[..12].to_vec();
+        for (i, t) in tags.iter().enumerate() {
+            f.extend_from_slice(t);
+            f.extend_from_slice(&[0, 10 + i as u8]);
+        }
+        f.extend_from_slice(&inner);
+        f.extend_from_slice(&out[14..]);
+        f
+    }
+
+    proptest! {
+        /// Wherever the fast path answers, it answers what etherparse does;
+        /// and it answers for every well-formed common frame.
+        #[test]
+        fn fast_path_equals_etherparse(v6 in any::<bool>(), tcp in any::<bool>(), vlans in 0u8..3,
+                                       payload in proptest::collection::vec(any::<u8>(), 0..80),
+                                       cut in 0usize..200, flip in 0usize..200, byte in any::<u8>()) {
+            let good = frame(v6, tcp, vlans, &payload);
+            let fast = super::super::fast::decode(LinkType::Ethernet, &good);
+            prop_assert!(fast.is_some(), "well-formed frame not taken");
+            prop_assert_eq!(fast.unwrap(), decode_etherparse(LinkType::Ethernet, &good));
+            // Damaged copies: cut short, or one byte changed.
+            let mut bad = good.clone();
+            if flip < bad.len() {
+                bad[flip] = byte;
+            }
+            bad.truncate(cut.max(1));
+            if let Some(f) = super::super::fast::decode(LinkType::Ethernet, &bad) {
+                prop_assert_eq!(f, decode_etherparse(LinkType::Ethernet, &bad));
+            }
+            let raw_at = 14 + 4 * vlans as usize;
+            if let Some(f) = super::super::fast::decode(LinkType::Raw, &good[raw_at..]) {
+                prop_assert_eq!(f, decode_etherparse(LinkType::Raw, &good[raw_at..]));
+            }
+        }
     }
 }

@@ -8,6 +8,7 @@
 //! and the classifier shards parse them, which spreads the work over cores.
 //! Every frame is counted once in [`DecodeStats`], by what happened to it.
 
+mod fast;
 pub mod link;
 pub mod tcp_dns;
 
