@@ -21,11 +21,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Read pcap/pcapng files (in the order given) and write JSON lines.
+    /// Read pcap/pcapng files (in the order given, or merged by time with --merge) and write JSON lines.
     Read(ReadArgs),
     /// Capture on live interfaces and write JSON lines until SIGINT/SIGTERM.
     Live(LiveArgs),
-    /// Print configuration.
+    /// Print the commented default configuration, or check a config file (--check FILE).
     Config(ConfigArgs),
     /// Tables and plots for a person: per-client qtype/rcode table by day or hour,
     /// rate curves, total vs unresolved regression, alpha and the D_q model.
