@@ -112,18 +112,19 @@ pub fn evidence(
 ) -> Evidence {
     let t = Totals::of(run);
     let baseline = base.qps.max(min_qps);
+    // Unresolved names first (backscatter), then MX names (relay); newest bins first.
     let mut names: Vec<String> = Vec::new();
-    let mut recipients: Vec<String> = Vec::new();
-    for b in run.iter().rev() {
-        for s in &b.samples {
-            if names.len() < 5 && !names.iter().any(|n| n == &**s) {
-                names.push(s.to_string());
-            }
+    let unresolved = run.iter().rev().flat_map(|b| b.sample_unresolved.iter());
+    let mx = run.iter().rev().flat_map(|b| b.sample_mx.iter());
+    for s in unresolved.chain(mx) {
+        if names.len() < 5 && !names.iter().any(|n| n == &**s) {
+            names.push(s.to_string());
         }
-        for s in &b.sample_rejected {
-            if recipients.len() < 5 && !recipients.iter().any(|n| n == &**s) {
-                recipients.push(s.to_string());
-            }
+    }
+    let mut recipients: Vec<String> = Vec::new();
+    for s in run.iter().rev().flat_map(|b| b.sample_rejected.iter()) {
+        if recipients.len() < 5 && !recipients.iter().any(|n| n == &**s) {
+            recipients.push(s.to_string());
         }
     }
     Evidence {

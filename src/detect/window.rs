@@ -23,14 +23,14 @@ pub struct BinSummary {
     pub rcpt_rejected: u64,
     pub outbound: u64,
     pub distinct_smtp_clients: u64,
-    pub samples: Vec<Box<str>>,
+    /// Sample unresolved-FQDN names, then sample MX names.
+    pub sample_unresolved: Vec<Box<str>>,
+    pub sample_mx: Vec<Box<str>>,
     pub sample_rejected: Vec<Box<str>>,
 }
 
 impl BinSummary {
     pub fn of(start: i64, end: i64, b: &ClientBin) -> Self {
-        let mut samples: Vec<Box<str>> = b.sample_unresolved.clone();
-        samples.extend(b.sample_mx.iter().cloned());
         BinSummary {
             start,
             end,
@@ -47,7 +47,8 @@ impl BinSummary {
             rcpt_rejected: b.smtp.rcpt_rejected,
             outbound: b.smtp.outbound,
             distinct_smtp_clients: b.smtp.distinct_clients,
-            samples,
+            sample_unresolved: b.sample_unresolved.clone(),
+            sample_mx: b.sample_mx.clone(),
             sample_rejected: b.sample_rejected.clone(),
         }
     }
