@@ -190,15 +190,34 @@ fn from_strict<'a>(p: &SlicedPacket<'a>) -> Decoded<'a> {
         _ => return Decoded::Skip(Skip::NotIp),
     };
     match &p.transport {
-        Some(TransportSlice::Udp(u)) => Decoded::Packet(Transport::Udp(Udp {
+        Some(t @ (TransportSlice::Udp(_) | TransportSlice::Tcp(_))) => {
+            transport(src, dst, t, false)
+        }
+        Some(_) => Decoded::Skip(Skip::OtherTransport),
+        // etherparse leaves the transport unparsed in a fragment: the first
+        // fragment of a UDP datagram still starts with the UDP header.
+        None if payload.fragmented => {
+            first_fragment_udp(src, dst, payload.ip_number, payload.payload)
+        }
+        None if payload.ip_number == IpNumber::UDP || payload.ip_number == IpNumber::TCP => {
+            Decoded::Stopped(Layer::Transport)
+        }
+        None => Decoded::Skip(Skip::OtherTransport),
+    }
+}
+
+/// A UDP or TCP slice as our view (`partial`: the payload was cut short).
+fn transport<'a>(src: IpAddr, dst: IpAddr, t: &TransportSlice<'a>, partial: bool) -> Decoded<'a> {
+    match t {
+        TransportSlice::Udp(u) => Decoded::Packet(Transport::Udp(Udp {
             src,
             dst,
             src_port: u.source_port(),
             dst_port: u.destination_port(),
             payload: u.payload(),
-            partial: false,
+            partial,
         })),
-        Some(TransportSlice::Tcp(t)) => Decoded::Packet(Transport::Tcp(
+        TransportSlice::Tcp(t) => Decoded::Packet(Transport::Tcp(
             TcpSegment {
                 src,
                 dst,
@@ -212,18 +231,9 @@ fn from_strict<'a>(p: &SlicedPacket<'a>) -> Decoded<'a> {
                 rst: t.rst(),
                 payload: t.payload(),
             },
-            false,
+            partial,
         )),
-        Some(_) => Decoded::Skip(Skip::OtherTransport),
-        // etherparse leaves the transport unparsed in a fragment: the first
-        // fragment of a UDP datagram still starts with the UDP header.
-        None if payload.fragmented => {
-            first_fragment_udp(src, dst, payload.ip_number, payload.payload)
-        }
-        None if payload.ip_number == IpNumber::UDP || payload.ip_number == IpNumber::TCP => {
-            Decoded::Stopped(Layer::Transport)
-        }
-        None => Decoded::Skip(Skip::OtherTransport),
+        _ => Decoded::Skip(Skip::OtherTransport),
     }
 }
 
@@ -280,30 +290,10 @@ fn from_lax<'a>(p: &LaxSlicedPacket<'a>) -> Decoded<'a> {
         }
     };
     match &p.transport {
-        Some(TransportSlice::Udp(u)) => Decoded::Packet(Transport::Udp(Udp {
-            src,
-            dst,
-            src_port: u.source_port(),
-            dst_port: u.destination_port(),
-            payload: u.payload(),
-            partial: payload.incomplete || payload.fragmented,
-        })),
-        Some(TransportSlice::Tcp(t)) => Decoded::Packet(Transport::Tcp(
-            TcpSegment {
-                src,
-                dst,
-                src_port: t.source_port(),
-                dst_port: t.destination_port(),
-                seq: t.sequence_number(),
-                ack: t.acknowledgment_number(),
-                syn: t.syn(),
-                ack_flag: t.ack(),
-                fin: t.fin(),
-                rst: t.rst(),
-                payload: t.payload(),
-            },
-            payload.incomplete,
-        )),
+        Some(t @ TransportSlice::Udp(_)) => {
+            transport(src, dst, t, payload.incomplete || payload.fragmented)
+        }
+        Some(t @ TransportSlice::Tcp(_)) => transport(src, dst, t, payload.incomplete),
         Some(_) => Decoded::Skip(Skip::OtherTransport),
         None if payload.fragmented => {
             first_fragment_udp(src, dst, payload.ip_number, payload.payload)

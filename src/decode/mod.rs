@@ -183,9 +183,9 @@ impl Decoder {
         let cut_short = (frame.len() as u64) < wire_len as u64;
         match link::decode(self.link, frame) {
             Decoded::Packet(Transport::Udp(u)) => {
-                let Some((client, server, client_port, to_server)) =
-                    dns_sides(u.src, u.dst, u.src_port, u.dst_port, u.payload)
-                else {
+                let Some(sighting) = DnsSighting::new(
+                    ts, u.src, u.dst, u.src_port, u.dst_port, false, u.partial, u.payload,
+                ) else {
                     self.stats.other_ports += 1;
                     return;
                 };
@@ -193,16 +193,7 @@ impl Decoder {
                 if u.partial {
                     self.stats.dns_partial += 1;
                 }
-                sink.dns(&DnsSighting {
-                    ts,
-                    client,
-                    server,
-                    client_port,
-                    to_server,
-                    tcp: false,
-                    partial: u.partial,
-                    payload: u.payload,
-                });
+                sink.dns(&sighting);
             }
             Decoded::Packet(Transport::Tcp(seg, _partial)) => {
                 if seg.src_port == SMTP_PORT || seg.dst_port == SMTP_PORT {
@@ -215,19 +206,18 @@ impl Decoder {
                 } else if seg.src_port == DNS_PORT || seg.dst_port == DNS_PORT {
                     self.stats.decoded += 1;
                     self.tcp_dns.on_segment(ts, &seg, |msg| {
-                        if let Some((client, server, client_port, to_server)) =
-                            dns_sides(seg.src, seg.dst, seg.src_port, seg.dst_port, msg)
-                        {
-                            sink.dns(&DnsSighting {
-                                ts,
-                                client,
-                                server,
-                                client_port,
-                                to_server,
-                                tcp: true,
-                                partial: false,
-                                payload: msg,
-                            });
+                        let found = DnsSighting::new(
+                            ts,
+                            seg.src,
+                            seg.dst,
+                            seg.src_port,
+                            seg.dst_port,
+                            true,
+                            false,
+                            msg,
+                        );
+                        if let Some(sighting) = found {
+                            sink.dns(&sighting);
                         }
                     });
                 } else {
@@ -243,26 +233,42 @@ impl Decoder {
     }
 }
 
-/// Which side of a port-53 exchange is the client: the side that is not
-/// port 53; when both are, the sender of a query (QR bit clear).
-fn dns_sides(
-    src: IpAddr,
-    dst: IpAddr,
-    sport: u16,
-    dport: u16,
-    payload: &[u8],
-) -> Option<(IpAddr, IpAddr, u16, bool)> {
-    match (sport == DNS_PORT, dport == DNS_PORT) {
-        (false, true) => Some((src, dst, sport, true)),
-        (true, false) => Some((dst, src, dport, false)),
-        (true, true) => {
-            let response = payload.get(2).is_some_and(|b| b & 0x80 != 0);
-            if response {
-                Some((dst, src, dport, false))
-            } else {
-                Some((src, dst, sport, true))
-            }
-        }
-        (false, false) => None,
+impl<'a> DnsSighting<'a> {
+    /// A DNS message between two endpoints, when one of them is port 53.
+    /// The client is the side that is not port 53; when both are, the sender
+    /// of a query (QR bit clear).
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        ts: i64,
+        src: IpAddr,
+        dst: IpAddr,
+        sport: u16,
+        dport: u16,
+        tcp: bool,
+        partial: bool,
+        payload: &'a [u8],
+    ) -> Option<Self> {
+        let response = payload.get(2).is_some_and(|b| b & 0x80 != 0);
+        let to_server = match (sport == DNS_PORT, dport == DNS_PORT) {
+            (false, true) => true,
+            (true, false) => false,
+            (true, true) => !response,
+            (false, false) => return None,
+        };
+        let (client, server, client_port) = if to_server {
+            (src, dst, sport)
+        } else {
+            (dst, src, dport)
+        };
+        Some(DnsSighting {
+            ts,
+            client,
+            server,
+            client_port,
+            to_server,
+            tcp,
+            partial,
+            payload,
+        })
     }
 }
