@@ -48,6 +48,9 @@ enum ShardMsg {
     Finish,
 }
 
+/// Writes a capture_stats line on the output thread, with the shards' numbers.
+pub type HealthWriter = dyn Fn(&mut Output, &PipelineHealth) -> std::io::Result<()> + Send;
+
 enum OutMsg {
     Reports {
         shard: usize,
@@ -61,7 +64,7 @@ enum OutMsg {
     /// before go to the old writer, lines after to the new one.
     Reopen(Box<dyn std::io::Write + Send>),
     /// Health line from the capture side (periodic in live mode, final always).
-    Health(Box<dyn Fn(&mut Output, &PipelineHealth) -> std::io::Result<()> + Send>),
+    Health(Box<HealthWriter>),
 }
 
 /// What the shards reported, for capture_stats lines.
