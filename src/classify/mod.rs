@@ -219,6 +219,7 @@ impl Shard {
         };
         for ip in ips {
             let c = self.clients.get_mut(&ip).expect("listed client");
+            c.bin.finalize();
             let local = self
                 .cfg
                 .local_domains
@@ -233,10 +234,9 @@ impl Shard {
                 c.last_active_bin = start;
                 report.clients.push(ClientRecord {
                     ip,
-                    bin: c.bin.clone(),
+                    bin: std::mem::take(&mut c.bin),
                     local_domain: local,
                 });
-                c.bin.reset();
             }
         }
         self.evict_idle();
