@@ -383,6 +383,13 @@ mod tests {
     }
 
     proptest! {
+        /// Arbitrary bytes under any link type never panic (fast path and etherparse).
+        #[test]
+        fn arbitrary_frames_never_panic(dlt in prop::sample::select(vec![0, 1, 12, 101, 108, 113, 228, 229, 276, 147]),
+                                        bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode(LinkType::from(dlt), &bytes);
+        }
+
         /// Wherever the fast path answers, it answers what etherparse does;
         /// and it answers for every well-formed common frame.
         #[test]
