@@ -193,3 +193,34 @@ fn nanosecond_and_pcapng_timestamps_are_microseconds() {
         "{end}"
     );
 }
+
+#[test]
+fn snaplen_truncation_is_counted_by_the_layer_where_it_stops() {
+    // dns-snaplen: queries cut at 10 bytes (Ethernet), 30 (IPv4), 38 (UDP),
+    // 50 (DNS header), 64 (question name); responses cut in the answers.
+    let lines = read_lines(&[repo().join("pcaps/dns-snaplen.pcap").to_str().unwrap()]);
+    let c = &lines.last().unwrap()["mxwatch"]["capture"];
+    assert_eq!(
+        c["truncated"],
+        serde_json::json!({"link": 1, "ip": 1, "transport": 1})
+    );
+    assert_eq!(c["decode_errors"]["dns_short_header"], 1);
+    assert_eq!(c["dns"]["no_question"], 1, "the query cut in its name");
+    assert_eq!(
+        c["dns"]["partial"], 4,
+        "two cut queries and two cut responses handed on"
+    );
+    assert_eq!(c["packets_read"], 10);
+}
+
+#[test]
+fn first_fragments_are_read_and_later_ones_skipped() {
+    let lines = read_lines(&[repo().join("pcaps/dns-fragment.pcap").to_str().unwrap()]);
+    let c = &lines.last().unwrap()["mxwatch"]["capture"];
+    assert_eq!(c["skipped"]["later_fragments"], 5);
+    assert_eq!(
+        c["dns"]["partial"], 3,
+        "three first fragments carry header and question"
+    );
+    assert_eq!(c["dns"]["messages"], 8);
+}
