@@ -247,13 +247,15 @@ impl QtypeBucket {
         Self::Other,
     ];
 
+    /// Bucket of a wire qtype (numbers from the IANA registry; the test
+    /// below checks them against hickory's `RecordType`).
     pub fn of(qtype: u16) -> Self {
-        match RecordType::from(qtype) {
-            RecordType::A => Self::A,
-            RecordType::AAAA => Self::Aaaa,
-            RecordType::PTR => Self::Ptr,
-            RecordType::MX => Self::Mx,
-            RecordType::TXT => Self::Txt,
+        match qtype {
+            1 => Self::A,
+            28 => Self::Aaaa,
+            12 => Self::Ptr,
+            15 => Self::Mx,
+            16 => Self::Txt,
             _ => Self::Other,
         }
     }
@@ -289,12 +291,14 @@ impl RcodeBucket {
         Self::Other,
     ];
 
+    /// Bucket of a 4-bit header rcode (RFC 1035 §4.1.1; checked against
+    /// hickory's `ResponseCode` below).
     pub fn of(rcode: u8) -> Self {
-        match ResponseCode::from_low(rcode) {
-            ResponseCode::NoError => Self::NoError,
-            ResponseCode::NXDomain => Self::NxDomain,
-            ResponseCode::ServFail => Self::ServFail,
-            ResponseCode::Refused => Self::Refused,
+        match rcode & 0xf {
+            0 => Self::NoError,
+            3 => Self::NxDomain,
+            2 => Self::ServFail,
+            5 => Self::Refused,
             _ => Self::Other,
         }
     }
@@ -374,6 +378,31 @@ mod tests {
         let cut = &msg[..14];
         let h = parse_head(cut, &mut Vec::new()).unwrap();
         assert_eq!((h.rcode, h.question), (3, None));
+    }
+
+    #[test]
+    fn buckets_agree_with_hickory() {
+        for t in 0..=u16::MAX {
+            let want = match RecordType::from(t) {
+                RecordType::A => QtypeBucket::A,
+                RecordType::AAAA => QtypeBucket::Aaaa,
+                RecordType::PTR => QtypeBucket::Ptr,
+                RecordType::MX => QtypeBucket::Mx,
+                RecordType::TXT => QtypeBucket::Txt,
+                _ => QtypeBucket::Other,
+            };
+            assert_eq!(QtypeBucket::of(t), want, "qtype {t}");
+        }
+        for r in 0..16u8 {
+            let want = match ResponseCode::from_low(r) {
+                ResponseCode::NoError => RcodeBucket::NoError,
+                ResponseCode::NXDomain => RcodeBucket::NxDomain,
+                ResponseCode::ServFail => RcodeBucket::ServFail,
+                ResponseCode::Refused => RcodeBucket::Refused,
+                _ => RcodeBucket::Other,
+            };
+            assert_eq!(RcodeBucket::of(r), want, "rcode {r}");
+        }
     }
 
     #[test]

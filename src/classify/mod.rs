@@ -297,8 +297,6 @@ impl Shard {
                 return;
             }
         };
-        // Escaped presentation form: always ASCII.
-        let name_str = std::str::from_utf8(&name).unwrap_or("");
         let key = QueryKey {
             client: d.client,
             server: d.server,
@@ -339,12 +337,12 @@ impl Shard {
             b.see_server(d.server);
             b.sub_bins[sub].0 += 1;
             if bucket == QtypeBucket::Mx {
-                ClientBin::sample(&mut b.sample_mx, name_str);
+                ClientBin::sample(&mut b.sample_mx, text(&name));
             }
-            if is_unresolved(name_str, local_domains, &c.learner) {
+            if is_unresolved(&name, local_domains, &c.learner) {
                 b.dns.unresolved_fqdn += 1;
                 b.sub_bins[sub].1 += 1;
-                ClientBin::sample(&mut b.sample_unresolved, name_str);
+                ClientBin::sample(&mut b.sample_unresolved, text(&name));
             }
         } else {
             if !self.pending.response(&key) {
@@ -358,11 +356,11 @@ impl Shard {
             c.bin.dns.responses += 1;
             c.bin.dns.rcode[bucket as usize] += 1;
             if bucket == RcodeBucket::NxDomain && head.question.is_some() {
-                if is_unresolved(name_str, local_domains, &c.learner) {
+                if is_unresolved(&name, local_domains, &c.learner) {
                     c.bin.dns.unresolved_nxdomain += 1;
                 } else if local_domains.is_empty() {
                     let before = c.learner.dropped;
-                    if c.learner.on_nxdomain(name_str).is_some() {
+                    if c.learner.on_nxdomain(text(&name)).is_some() {
                         c.bin.dns.unresolved_nxdomain += 1;
                     }
                     stats.learn_candidates_dropped += c.learner.dropped - before;
@@ -435,15 +433,20 @@ fn client_entry<'a>(
     }
 }
 
-fn is_unresolved(name: &str, configured: &[String], learner: &DomainLearner) -> bool {
+/// A name in presentation form (escaped: always ASCII) as text.
+fn text(name: &[u8]) -> &str {
+    std::str::from_utf8(name).unwrap_or("")
+}
+
+fn is_unresolved(name: &[u8], configured: &[String], learner: &DomainLearner) -> bool {
     if configured.is_empty() {
         learner
             .learned
             .as_deref()
-            .is_some_and(|d| names::unresolved_front(name, d).is_some())
+            .is_some_and(|d| names::unresolved_front(text(name), d).is_some())
     } else {
         configured
             .iter()
-            .any(|d| names::unresolved_front(name, d).is_some())
+            .any(|d| names::unresolved_front(text(name), d).is_some())
     }
 }
