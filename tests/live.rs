@@ -263,21 +263,29 @@ fn live_replay_at_top_speed_counts_every_drop() {
         String::from_utf8_lossy(&st.stderr)
     );
 
-    let out = lab.path("out.jsonl");
-    let mut mx = lab.start_mxwatch(
-        &out,
-        &[
+    // First with the queues forced to one batch (drops must show, counted),
+    // then with the default queues (the rate and drops to expect in practice).
+    for (run, queue) in [("one-batch queue", Some("1")), ("default queue", None)] {
+        let out = lab.path(&format!("out-{}.jsonl", queue.unwrap_or("default")));
+        let mut args = vec![
             "-i",
             "c0",
             "--allow-root",
-            "--channel-batches",
-            "1",
             "--workers",
             "1",
             "--stats-interval",
             "1",
-        ],
-    );
+        ];
+        if let Some(q) = queue {
+            args.extend(["--channel-batches", q]);
+        }
+        replay_once(&lab, &pcap, &out, &args, run);
+    }
+}
+
+fn replay_once(lab: &Lab, pcap: &std::path::Path, out: &std::path::Path, args: &[&str], run: &str) {
+    let out = out.to_path_buf();
+    let mut mx = lab.start_mxwatch(&out, args);
     mx.wait_stats_lines(1, Duration::from_secs(10));
     let t0 = Instant::now();
     let rep = lab.run_in_srv(&[
@@ -312,9 +320,9 @@ fn live_replay_at_top_speed_counts_every_drop() {
         .unwrap_or("(no Rated line)")
         .trim()
         .to_owned();
-    eprintln!("REPLAY tcpreplay {rated} ({replay_time:?})");
+    eprintln!("REPLAY [{run}] tcpreplay {rated} ({replay_time:?})");
     eprintln!(
-        "REPLAY drops: received {received}, kernel dropped {kernel}, interface dropped {iface}, \
+        "REPLAY [{run}] drops: received {received}, kernel dropped {kernel}, interface dropped {iface}, \
          capture->decoder frames dropped {frames} (batches {}), decoded-frames read {read}, \
          decoder->classifier events dropped {events} (batches {}), packets_decoded {}",
         u(&c["channel_drops"]["frame_batches"]),
