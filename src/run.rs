@@ -5,9 +5,9 @@
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::capture::{CaptureError, FileSource};
 use crate::cli::{ConfigArgs, ReadArgs};
@@ -169,19 +169,10 @@ pub fn read(args: &ReadArgs) -> Result<()> {
     );
     let mut run = pipeline::start(pipeline_config(&settings, true), output);
     let show_progress = !args.no_progress && io::stderr().is_terminal();
-    let started = Instant::now();
-    let mut last_progress = Instant::now();
-    let progress = |capture: &pipeline::CaptureSide, path: &Path, _bytes: u64| {
-        if show_progress && last_progress.elapsed().as_millis() >= 500 {
-            last_progress = Instant::now();
-            let total = capture.decoder.stats().packets;
-            let rate = total as f64 / started.elapsed().as_secs_f64();
-            eprint!(
-                "\r\x1b[2K{}: {total} packets, {:.2} Mpkt/s",
-                path.display(),
-                rate / 1e6
-            );
-        }
+    let bar = progress_bar(show_progress, total_bytes(&args.files));
+    let progress = |_: &pipeline::CaptureSide, path: &Path, bytes: u64| {
+        bar.set_message(path.display().to_string());
+        bar.inc(bytes);
     };
     let input_error = feed_files(
         &mut run.capture,
@@ -191,9 +182,7 @@ pub fn read(args: &ReadArgs) -> Result<()> {
         progress,
     )
     .err();
-    if show_progress {
-        eprint!("\r\x1b[2K");
-    }
+    bar.finish_and_clear();
     let snap = file_snapshot(&run.capture, &args.files);
     let (_, written) = run.finish(move |out, h| write_capture_stats(out, &snap, h));
     if let Some(e) = input_error {
@@ -201,6 +190,29 @@ pub fn read(args: &ReadArgs) -> Result<()> {
     }
     written.context("writing output")?;
     Ok(())
+}
+
+/// A progress bar over the bytes of the input files, on stderr; hidden when
+/// `show` is false (stderr not a terminal, or `--no-progress`).
+pub fn progress_bar(show: bool, total: u64) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg:20} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// Total size of the input files (what the progress bar counts).
+pub fn total_bytes(files: &[PathBuf]) -> u64 {
+    files
+        .iter()
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .sum()
 }
 
 /// Feeds capture files to the pipeline: one after another, or merged by

@@ -24,7 +24,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 
 use crate::cli::{Common, ReportArgs};
 use crate::config::Settings;
@@ -101,16 +101,12 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         sensor_name: Some("mxwatch-report".into()),
     };
     let detect_settings = Settings::build(&common)?;
-    let bytes: u64 = args
-        .files
-        .iter()
-        .map(|p| fs::metadata(p).map_or(0, |m| m.len()))
-        .sum();
+    let bytes = run::total_bytes(&args.files);
     let fixed_bin = args.bin.map(snap_bin);
     let one_pass =
         fixed_bin.is_some_and(|b| i64::from(b) * 1_000_000 == detect_settings.bin_micros);
     let show = !args.no_progress && io::stderr().is_terminal();
-    let bar = progress_bar(show, if one_pass { bytes } else { 2 * bytes });
+    let bar = run::progress_bar(show, if one_pass { bytes } else { 2 * bytes });
 
     bar.set_message("pass 1: detections");
     let first = run_pass(&detect_settings, &args.files, one_pass, &args.clients, &bar)?;
@@ -169,19 +165,6 @@ fn display_files(files: &[PathBuf]) -> String {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn progress_bar(show: bool, total: u64) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{msg:20} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar
 }
 
 impl Collected {
