@@ -319,3 +319,49 @@ fn backscatter_alert_carries_r2_and_samples() {
         Some("sub.univ.test")
     );
 }
+
+#[test]
+fn a_benign_server_mailing_new_domains_at_a_low_rate_does_not_fire() {
+    // FACTS: ~50% MX at a low rate is a benign server writing to new domains.
+    let mut det = Detector::new(DetectorConfig::default(), Vec::new());
+    let bins = (0..600).map(|i| {
+        if i % 2 == 0 {
+            bin(3, 3, 1)
+        } else {
+            bin(2, 2, 0)
+        }
+    });
+    assert!(run(&mut det, bins, 0).is_empty());
+}
+
+#[test]
+fn a_slow_relay_still_fires_against_a_real_baseline() {
+    // FACTS: lab baseline 0.37 q/s; a slow relay (2 messages/s) ~5 q/s upstream.
+    let mut det = Detector::new(DetectorConfig::default(), Vec::new());
+    assert!(run(&mut det, (0..60).map(|_| bin(14, 2, 6)), 0).is_empty());
+    let alerts = run(&mut det, (0..20).map(|_| bin(60, 220, 20)), 60);
+    let starts: Vec<_> = alerts.iter().filter(|a| a.1 == Phase::Start).collect();
+    assert_eq!(starts.len(), 1);
+    assert_eq!((starts[0].0, starts[0].2), (Rule::SpamRelay, 61));
+}
+
+#[test]
+fn backscatter_without_local_cache_is_not_taken_for_a_relay() {
+    // FACTS: without the local cache a backscatter's upstream is ~18% MX,
+    // with half the answers NXDOMAIN: the more specific explanation wins.
+    let mut det = Detector::new(DetectorConfig::default(), Vec::new());
+    run(&mut det, (0..60).map(|_| bin(14, 2, 6)), 0);
+    let bins = (0..10).map(|_| {
+        let mut b = bin(4000, 1000, 600);
+        b.dns.responses = 5600;
+        b.dns.rcode[RcodeBucket::NxDomain as usize] = 2750;
+        b
+    });
+    let alerts = run(&mut det, bins, 60);
+    let starts: Vec<Rule> = alerts
+        .iter()
+        .filter(|a| a.1 == Phase::Start)
+        .map(|a| a.0)
+        .collect();
+    assert_eq!(starts, vec![Rule::Backscatter]);
+}
