@@ -39,6 +39,36 @@ fn rcode_bucket(r: &str) -> &'static str {
     }
 }
 
+/// tshark's fields, tab-separated, repeated fields joined with commas; the
+/// first four are always ip.src, ipv6.src, ip.dst, ipv6.dst. TCP streams are
+/// reassembled in order even when segments arrive out of order.
+fn tshark_fields(file: &Path, options: &[&str], filter: &str, fields: &[&str]) -> String {
+    let mut args: Vec<&str> = options.to_vec();
+    args.extend([
+        "-o",
+        "tcp.reassemble_out_of_order:TRUE",
+        "-Y",
+        filter,
+        "-T",
+        "fields",
+    ]);
+    args.extend([
+        "-E",
+        "separator=\t",
+        "-E",
+        "occurrence=a",
+        "-E",
+        "aggregator=,",
+    ]);
+    for f in ["ip.src", "ipv6.src", "ip.dst", "ipv6.dst"]
+        .iter()
+        .chain(fields)
+    {
+        args.extend(["-e", f]);
+    }
+    tshark(file, &args)
+}
+
 fn bump(c: &mut Counts, ip: &str, key: String) {
     *c.entry((ip.to_owned(), key)).or_default() += 1;
 }
@@ -46,39 +76,13 @@ fn bump(c: &mut Counts, ip: &str, key: String) {
 /// DNS counts per client from tshark, without IP reassembly (a sensor counts
 /// the first fragment, which carries the question).
 fn tshark_dns(file: &Path, c: &mut Counts) {
-    let out = tshark(
+    let out = tshark_fields(
         file,
-        &[
-            "-o",
-            "ip.defragment:FALSE",
-            "-o",
-            "tcp.reassemble_out_of_order:TRUE",
-            "-Y",
-            "dns && !icmp",
-            "-T",
-            "fields",
-            "-E",
-            "separator=\t",
-            "-E",
-            "occurrence=a",
-            "-E",
-            "aggregator=,",
-            "-e",
-            "ip.src",
-            "-e",
-            "ipv6.src",
-            "-e",
-            "ip.dst",
-            "-e",
-            "ipv6.dst",
-            "-e",
-            "dns.flags.response",
-            "-e",
-            "dns.qry.type",
-            "-e",
-            "dns.flags.rcode",
-        ],
+        &["-o", "ip.defragment:FALSE"],
+        "dns && !icmp",
+        &["dns.flags.response", "dns.qry.type", "dns.flags.rcode"],
     );
+
     for line in out.lines() {
         let f: Vec<&str> = line.split('\t').collect();
         let src = if f[0].is_empty() { f[1] } else { f[0] };
@@ -106,43 +110,20 @@ fn tshark_dns(file: &Path, c: &mut Counts) {
 
 /// SMTP counts per address from tshark.
 fn tshark_smtp(file: &Path, c: &mut Counts) {
-    let out = tshark(
+    let out = tshark_fields(
         file,
+        &[],
+        "tcp.port == 25",
         &[
-            "-o",
-            "tcp.reassemble_out_of_order:TRUE",
-            "-Y",
-            "tcp.port == 25",
-            "-T",
-            "fields",
-            "-E",
-            "separator=\t",
-            "-E",
-            "occurrence=a",
-            "-E",
-            "aggregator=,",
-            "-e",
-            "ip.src",
-            "-e",
-            "ipv6.src",
-            "-e",
-            "ip.dst",
-            "-e",
-            "ipv6.dst",
-            "-e",
             "tcp.dstport",
-            "-e",
             "tcp.flags.syn",
-            "-e",
             "tcp.flags.ack",
-            "-e",
             "tcp.analysis.retransmission",
-            "-e",
             "smtp.req.command",
-            "-e",
             "smtp.response.code",
         ],
     );
+
     for line in out.lines() {
         let f: Vec<&str> = line.split('\t').collect();
         let src = if f[0].is_empty() { f[1] } else { f[0] };

@@ -165,27 +165,33 @@ pub fn decode_etherparse(link: LinkType, frame: &[u8]) -> Decoded<'_> {
     }
 }
 
+fn v4_addrs(h: &etherparse::Ipv4HeaderSlice<'_>) -> (IpAddr, IpAddr) {
+    (
+        IpAddr::V4(Ipv4Addr::from(h.source())),
+        IpAddr::V4(Ipv4Addr::from(h.destination())),
+    )
+}
+
+fn v6_addrs(h: &etherparse::Ipv6HeaderSlice<'_>) -> (IpAddr, IpAddr) {
+    (
+        IpAddr::V6(Ipv6Addr::from(h.source())),
+        IpAddr::V6(Ipv6Addr::from(h.destination())),
+    )
+}
+
 fn from_strict<'a>(p: &SlicedPacket<'a>) -> Decoded<'a> {
     let (src, dst, payload) = match &p.net {
         Some(NetSlice::Ipv4(v4)) => {
-            let h = v4.header();
             let pl = v4.payload();
-            if pl.fragmented && h.fragments_offset().value() != 0 {
+            if pl.fragmented && v4.header().fragments_offset().value() != 0 {
                 return Decoded::Skip(Skip::LaterFragment);
             }
-            (
-                IpAddr::V4(Ipv4Addr::from(h.source())),
-                IpAddr::V4(Ipv4Addr::from(h.destination())),
-                pl,
-            )
+            let (src, dst) = v4_addrs(&v4.header());
+            (src, dst, pl)
         }
         Some(NetSlice::Ipv6(v6)) => {
-            let h = v6.header();
-            (
-                IpAddr::V6(Ipv6Addr::from(h.source())),
-                IpAddr::V6(Ipv6Addr::from(h.destination())),
-                v6.payload(),
-            )
+            let (src, dst) = v6_addrs(&v6.header());
+            (src, dst, v6.payload())
         }
         _ => return Decoded::Skip(Skip::NotIp),
     };
@@ -262,24 +268,16 @@ fn first_fragment_udp<'a>(
 fn from_lax<'a>(p: &LaxSlicedPacket<'a>) -> Decoded<'a> {
     let (src, dst, payload) = match &p.net {
         Some(LaxNetSlice::Ipv4(v4)) => {
-            let h = v4.header();
             let pl = v4.payload();
-            if pl.fragmented && h.fragments_offset().value() != 0 {
+            if pl.fragmented && v4.header().fragments_offset().value() != 0 {
                 return Decoded::Skip(Skip::LaterFragment);
             }
-            (
-                IpAddr::V4(Ipv4Addr::from(h.source())),
-                IpAddr::V4(Ipv4Addr::from(h.destination())),
-                pl,
-            )
+            let (src, dst) = v4_addrs(&v4.header());
+            (src, dst, pl)
         }
         Some(LaxNetSlice::Ipv6(v6)) => {
-            let h = v6.header();
-            (
-                IpAddr::V6(Ipv6Addr::from(h.source())),
-                IpAddr::V6(Ipv6Addr::from(h.destination())),
-                v6.payload(),
-            )
+            let (src, dst) = v6_addrs(&v6.header());
+            (src, dst, v6.payload())
         }
         Some(LaxNetSlice::Arp(_)) => return Decoded::Skip(Skip::NotIp),
         None => {
