@@ -165,6 +165,13 @@ pub fn decode_etherparse(link: LinkType, frame: &[u8]) -> Decoded<'_> {
     }
 }
 
+/// An IPv6 fragment that is not the first (no UDP/TCP header in it).
+fn later_v6_fragment(exts: &etherparse::Ipv6ExtensionsSlice<'_>) -> bool {
+    exts.clone().into_iter().any(|e| {
+        matches!(e, etherparse::Ipv6ExtensionSlice::Fragment(f) if f.fragment_offset().value() != 0)
+    })
+}
+
 fn v4_addrs(h: &etherparse::Ipv4HeaderSlice<'_>) -> (IpAddr, IpAddr) {
     (
         IpAddr::V4(Ipv4Addr::from(h.source())),
@@ -190,6 +197,9 @@ fn from_strict<'a>(p: &SlicedPacket<'a>) -> Decoded<'a> {
             (src, dst, pl)
         }
         Some(NetSlice::Ipv6(v6)) => {
+            if v6.payload().fragmented && later_v6_fragment(v6.extensions()) {
+                return Decoded::Skip(Skip::LaterFragment);
+            }
             let (src, dst) = v6_addrs(&v6.header());
             (src, dst, v6.payload())
         }
@@ -276,6 +286,9 @@ fn from_lax<'a>(p: &LaxSlicedPacket<'a>) -> Decoded<'a> {
             (src, dst, pl)
         }
         Some(LaxNetSlice::Ipv6(v6)) => {
+            if v6.payload().fragmented && later_v6_fragment(v6.extensions()) {
+                return Decoded::Skip(Skip::LaterFragment);
+            }
             let (src, dst) = v6_addrs(&v6.header());
             (src, dst, v6.payload())
         }
@@ -378,6 +391,42 @@ mod tests {
         f.extend_from_slice(&inner);
         f.extend_from_slice(&out[14..]);
         f
+    }
+
+    /// IPv6 fragments: the first one's UDP header is read, a later one is
+    /// skipped (its bytes are the middle of a datagram, not a header).
+    #[test]
+    fn ipv6_later_fragments_are_skipped() {
+        let frag = |offset_units: u16, more: bool| {
+            let mut f = vec![0u8; 12];
+            f.extend([0x86, 0xdd]);
+            let payload_len: u16 = 8 + 16;
+            f.extend([0x60, 0, 0, 0]);
+            f.extend(payload_len.to_be_bytes());
+            f.extend([44, 64]); // next header: fragment; hop limit
+            f.extend(
+                [0x20, 1, 0xd, 0xb8]
+                    .iter()
+                    .chain([0u8; 11].iter())
+                    .chain([1u8].iter()),
+            );
+            f.extend([0xfd; 16]);
+            f.extend([17, 0]); // fragment header: next UDP
+            f.extend(((offset_units << 3) | u16::from(more)).to_be_bytes());
+            f.extend(7u32.to_be_bytes());
+            // 16 bytes: for the first fragment a UDP header to port 53.
+            f.extend([0xcf, 0x08, 0x00, 0x35, 0x00, 0x40, 0, 0]);
+            f.extend([0xab; 8]);
+            f
+        };
+        match decode(LinkType::Ethernet, &frag(0, true)) {
+            Decoded::Packet(Transport::Udp(u)) => assert_eq!((u.dst_port, u.partial), (53, true)),
+            other => panic!("first fragment: {other:?}"),
+        }
+        assert_eq!(
+            decode(LinkType::Ethernet, &frag(2, false)),
+            Decoded::Skip(Skip::LaterFragment)
+        );
     }
 
     proptest! {
