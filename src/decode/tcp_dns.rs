@@ -128,7 +128,11 @@ impl TcpDnsReassembler {
                 self.stats.gaps += 1;
                 s.reset_framing();
             }
-            s.next_seq = Some(seg.seq.wrapping_add(seg.payload.len() as u32));
+            // Only forward: a pure retransmission must not pull it back.
+            let end = seg.seq.wrapping_add(seg.payload.len() as u32);
+            if end.wrapping_sub(expected) as i32 > 0 || offset > 0 {
+                s.next_seq = Some(end);
+            }
         }
         while !data.is_empty() {
             if s.prefix_len < 2 {
@@ -232,6 +236,25 @@ mod tests {
         assert_eq!(got, vec![m1.to_vec(), m2.to_vec(), m3.to_vec()]);
         assert_eq!(r.stats.retransmitted_bytes, 20);
         assert_eq!(r.stats.gaps, 0);
+    }
+
+    #[test]
+    fn a_pure_retransmission_does_not_pull_the_stream_back() {
+        let m1 = [1u8; 20];
+        let m2 = [2u8; 20];
+        let stream = framed(&[&m1, &m2]);
+        let mut r = TcpDnsReassembler::new(4);
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        r.on_segment(0, &seg(99, true, &[]), |m| got.push(m.to_vec()));
+        r.on_segment(1, &seg(100, false, &stream[..10]), |m| got.push(m.to_vec()));
+        r.on_segment(2, &seg(110, false, &stream[10..30]), |m| {
+            got.push(m.to_vec())
+        });
+        // The first segment again (older than the last one), then the rest.
+        r.on_segment(3, &seg(100, false, &stream[..10]), |m| got.push(m.to_vec()));
+        r.on_segment(4, &seg(130, false, &stream[30..]), |m| got.push(m.to_vec()));
+        assert_eq!(got, vec![m1.to_vec(), m2.to_vec()]);
+        assert_eq!((r.stats.gaps, r.stats.retransmitted_bytes), (0, 10));
     }
 
     #[test]
