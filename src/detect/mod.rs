@@ -37,7 +37,7 @@ use crate::output::time::rfc3339_micros;
 
 pub use config::{DetectorConfig, SmtpRulesConfig};
 pub use rule::{Evidence, Finding, Rule};
-use window::{Baselines, BinSummary, Totals};
+use window::{Baselines, BinSummary, Quiet, Totals};
 
 /// Bins of an incident kept for its evidence.
 const EVIDENCE_BINS: usize = 10;
@@ -283,21 +283,14 @@ impl Detector {
 
         // SMTP families: each rule over the run decides both start and continuation.
         let smtp = &cfg.smtp;
-        let full = st.recent.len() >= cfg.confirm_bins;
-        let alpha = if full {
-            smtp_alpha::evaluate(&totals, smtp)
+        let [alpha, uu, ob] = if st.recent.len() >= cfg.confirm_bins {
+            [
+                smtp_alpha::evaluate(&totals, smtp),
+                smtp_user_unknown_flood::evaluate(&totals, &st.base, smtp),
+                smtp_outbound_flood::evaluate(&totals, &st.base, smtp),
+            ]
         } else {
-            None
-        };
-        let uu = if full {
-            smtp_user_unknown_flood::evaluate(&totals, &st.base, smtp)
-        } else {
-            None
-        };
-        let ob = if full {
-            smtp_outbound_flood::evaluate(&totals, &st.base, smtp)
-        } else {
-            None
+            [None, None, None]
         };
         let holds = [alpha.is_some(), uu.is_some(), ob.is_some()];
         for (slot, f) in [(ALPHA, alpha), (USER_UNKNOWN, uu), (OUTBOUND, ob)] {
@@ -324,42 +317,15 @@ impl Detector {
 
         // Baselines learn from quiet bins outside incidents; during warm-up
         // "quiet" cannot be judged yet, so every bin outside an incident counts.
-        let b = &mut st.base;
-        let learn = |old: f64, x: f64, n: u64, min: f64| -> f64 {
-            if n < cfg.warmup_bins {
-                old + (x - old) / (n + 1) as f64
-            } else {
-                let next = old + cfg.baseline_alpha * (x - old);
-                next.min(old.max(min) * (1.0 + cfg.baseline_max_growth))
-            }
-        };
-        let secs = summary.secs();
-        if st.slots[DNS].is_none() && (!loud_now || !warm) {
-            b.qps = learn(b.qps, summary.qps(), b.bins, cfg.min_baseline_qps);
-            b.mx_qps = learn(
-                b.mx_qps,
-                summary.mx() as f64 / secs,
-                b.bins,
-                cfg.min_baseline_qps,
-            );
-            b.bins += 1;
-        }
-        if st.slots[USER_UNKNOWN].is_none() && !holds[1] {
-            b.user_unknown_ps = learn(
-                b.user_unknown_ps,
-                summary.user_unknown as f64 / secs,
-                b.bins,
-                smtp.min_baseline_ps,
-            );
-        }
-        if st.slots[OUTBOUND].is_none() && !holds[2] {
-            b.outbound_ps = learn(
-                b.outbound_ps,
-                summary.outbound as f64 / secs,
-                b.bins,
-                smtp.min_baseline_ps,
-            );
-        }
+        st.base.learn(
+            &summary,
+            Quiet {
+                dns: st.slots[DNS].is_none() && (!loud_now || !warm),
+                user_unknown: st.slots[USER_UNKNOWN].is_none() && !holds[1],
+                outbound: st.slots[OUTBOUND].is_none() && !holds[2],
+            },
+            cfg,
+        );
 
         // Emit what the slots decided, with evidence and cross references.
         let names: Vec<String> = st

@@ -168,6 +168,45 @@ pub struct Baselines {
     pub outbound_ps: f64,
 }
 
+/// Which baselines a bin may teach (each family: no incident open, and the
+/// bin did not hold its rule).
+#[derive(Debug, Clone, Copy)]
+pub struct Quiet {
+    pub dns: bool,
+    pub user_unknown: bool,
+    pub outbound: bool,
+}
+
+impl Baselines {
+    /// Learns from one bin: a running mean during warm-up, then an EWMA whose
+    /// rise per bin is capped (`baseline_max_growth`).
+    pub fn learn(&mut self, b: &BinSummary, quiet: Quiet, cfg: &super::config::DetectorConfig) {
+        let n = self.bins;
+        let learn = |old: f64, x: f64, min: f64| -> f64 {
+            if n < cfg.warmup_bins {
+                old + (x - old) / (n + 1) as f64
+            } else {
+                let next = old + cfg.baseline_alpha * (x - old);
+                next.min(old.max(min) * (1.0 + cfg.baseline_max_growth))
+            }
+        };
+        let secs = b.secs();
+        if quiet.dns {
+            self.qps = learn(self.qps, b.qps(), cfg.min_baseline_qps);
+            self.mx_qps = learn(self.mx_qps, b.mx() as f64 / secs, cfg.min_baseline_qps);
+            self.bins += 1;
+        }
+        let min_smtp = cfg.smtp.min_baseline_ps;
+        if quiet.user_unknown {
+            self.user_unknown_ps =
+                learn(self.user_unknown_ps, b.user_unknown as f64 / secs, min_smtp);
+        }
+        if quiet.outbound {
+            self.outbound_ps = learn(self.outbound_ps, b.outbound as f64 / secs, min_smtp);
+        }
+    }
+}
+
 /// R² of the least-squares line of `y` on `x` (the paper's Figure 6:
 /// unresolved vs total queries per sub-bin). None when x or y is constant.
 pub fn r_squared(points: impl Iterator<Item = (f64, f64)>) -> Option<f64> {
