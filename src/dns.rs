@@ -126,9 +126,6 @@ fn read_name_fast(msg: &[u8], mut pos: usize, out: &mut Vec<u8>) -> NameRead {
         let Some(label) = msg.get(pos + 1..pos + 1 + len) else {
             return NameRead::Incomplete;
         };
-        if !out.is_empty() {
-            out.push(b'.');
-        }
         push_label(label, out);
         pos += 1 + len;
     }
@@ -149,9 +146,16 @@ static LOWER_PLAIN: [u8; 256] = {
     t
 };
 
-/// Appends a label in presentation form, lower-cased; bytes that are not
+/// Appends a label (after a '.' unless it is the first) in presentation
+/// form, lower-cased, never growing `out` past [`NAME_MAX`]; bytes that are not
 /// printable, `.` and `\` are escaped as `\DDD` (RFC 4343 §2.1).
 fn push_label(label: &[u8], out: &mut Vec<u8>) {
+    if !out.is_empty() {
+        if out.len() >= NAME_MAX {
+            return;
+        }
+        out.push(b'.');
+    }
     // Fast path: a label of letters, digits, '-' and '_' (nearly all of them),
     // lower-cased through a table in one pass; a byte that needs escaping
     // maps to 0 and sends the label to the careful path below.
@@ -193,9 +197,6 @@ fn question_by_hickory(msg: &[u8], out: &mut Vec<u8>) -> Result<Option<Question>
     match Query::read(&mut dec) {
         Ok(q) => {
             for label in q.name().iter() {
-                if !out.is_empty() {
-                    out.push(b'.');
-                }
                 push_label(label, out);
             }
             Ok(Some(Question {
@@ -403,6 +404,26 @@ mod tests {
             };
             assert_eq!(RcodeBucket::of(r), want, "rcode {r}");
         }
+    }
+
+    #[test]
+    fn escaped_names_stay_within_the_cap() {
+        // Found by the dns_head fuzz target: labels of bytes that need \DDD
+        // escapes made the name one separator longer than NAME_MAX.
+        let mut msg = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        for n in [63u8, 63, 63, 61] {
+            msg.push(n);
+            msg.extend(std::iter::repeat_n(1u8, usize::from(n)));
+        }
+        msg.extend([0, 0, 1, 0, 1]);
+        let mut name = Vec::new();
+        let h = parse_head(&msg, &mut name).unwrap();
+        assert!(name.len() <= NAME_MAX, "{}", name.len());
+        assert_eq!(h.question.unwrap().name_len, name.len());
+        let crash = include_bytes!("../tests/fuzz-regressions/dns_head-name-cap");
+        let mut name = Vec::new();
+        let _ = parse_head(crash, &mut name);
+        assert!(name.len() <= NAME_MAX);
     }
 
     #[test]

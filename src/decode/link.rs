@@ -106,7 +106,12 @@ pub enum Decoded<'a> {
 /// Decodes one frame of the given link type: the hand-written fast path for
 /// well-formed common frames, etherparse for the rest.
 pub fn decode(link: LinkType, frame: &[u8]) -> Decoded<'_> {
-    super::fast::decode(link, frame).unwrap_or_else(|| decode_etherparse(link, frame))
+    decode_fast(link, frame).unwrap_or_else(|| decode_etherparse(link, frame))
+}
+
+/// The hand-written fast path alone: `None` where it defers to etherparse.
+pub fn decode_fast(link: LinkType, frame: &[u8]) -> Option<Decoded<'_>> {
+    super::fast::decode(link, frame)
 }
 
 /// Decodes one frame with etherparse only (the reference for the fast path).
@@ -166,10 +171,38 @@ pub fn decode_etherparse(link: LinkType, frame: &[u8]) -> Decoded<'_> {
 }
 
 /// An IPv6 fragment that is not the first (no UDP/TCP header in it).
-fn later_v6_fragment(exts: &etherparse::Ipv6ExtensionsSlice<'_>) -> bool {
-    exts.clone().into_iter().any(|e| {
-        matches!(e, etherparse::Ipv6ExtensionSlice::Fragment(f) if f.fragment_offset().value() != 0)
-    })
+/// The extension chain is walked here, bounds-checked: etherparse's
+/// extension iterator read past the slice on a lax-parsed header (found by
+/// the `frame` fuzz target under AddressSanitizer).
+fn later_v6_fragment(first: IpNumber, exts: &[u8]) -> bool {
+    let (mut next, mut rest) = (first.0, exts);
+    loop {
+        let len = match next {
+            // Fragment header (RFC 8200 §4.5): offset in the top 13 bits of bytes 2-3.
+            44 => {
+                return rest
+                    .get(2..4)
+                    .is_some_and(|o| u16::from_be_bytes([o[0], o[1]]) >> 3 != 0);
+            }
+            // Hop-by-hop, routing, destination options: (len + 1) * 8 bytes.
+            0 | 43 | 60 => match rest.get(1) {
+                Some(&l) => (usize::from(l) + 1) * 8,
+                None => return false,
+            },
+            // Authentication header (RFC 4302): (len + 2) * 4 bytes.
+            51 => match rest.get(1) {
+                Some(&l) => (usize::from(l) + 2) * 4,
+                None => return false,
+            },
+            _ => return false,
+        };
+        let Some(&n) = rest.first() else { return false };
+        if len > rest.len() {
+            return false;
+        }
+        next = n;
+        rest = &rest[len..];
+    }
 }
 
 fn v4_addrs(h: &etherparse::Ipv4HeaderSlice<'_>) -> (IpAddr, IpAddr) {
@@ -197,7 +230,9 @@ fn from_strict<'a>(p: &SlicedPacket<'a>) -> Decoded<'a> {
             (src, dst, pl)
         }
         Some(NetSlice::Ipv6(v6)) => {
-            if v6.payload().fragmented && later_v6_fragment(v6.extensions()) {
+            if v6.payload().fragmented
+                && later_v6_fragment(v6.header().next_header(), v6.extensions().slice())
+            {
                 return Decoded::Skip(Skip::LaterFragment);
             }
             let (src, dst) = v6_addrs(&v6.header());
@@ -286,7 +321,9 @@ fn from_lax<'a>(p: &LaxSlicedPacket<'a>) -> Decoded<'a> {
             (src, dst, pl)
         }
         Some(LaxNetSlice::Ipv6(v6)) => {
-            if v6.payload().fragmented && later_v6_fragment(v6.extensions()) {
+            if v6.payload().fragmented
+                && later_v6_fragment(v6.header().next_header(), v6.extensions().slice())
+            {
                 return Decoded::Skip(Skip::LaterFragment);
             }
             let (src, dst) = v6_addrs(&v6.header());
@@ -426,6 +463,33 @@ mod tests {
         assert_eq!(
             decode(LinkType::Ethernet, &frag(2, false)),
             Decoded::Skip(Skip::LaterFragment)
+        );
+    }
+
+    /// The `frame` fuzz target's finding: a lax-parsed IPv6 frame whose
+    /// extension headers claim more bytes than captured. Replayed in the
+    /// fuzz input's format (link selector, then length-prefixed frames).
+    #[test]
+    fn fuzz_regression_ipv6_extension_chain() {
+        let input = include_bytes!("../../tests/fuzz-regressions/frame-ipv6-ext-iter");
+        let links = [0, 1, 101, 108, 113, 228, 229, 276, 147];
+        let link = LinkType::from(links[usize::from(input[0]) % links.len()]);
+        let mut rest = &input[1..];
+        while rest.len() >= 2 {
+            let len = usize::from(u16::from_be_bytes([rest[0], rest[1]])) % 1600;
+            let end = (2 + len).min(rest.len());
+            let _ = decode(link, &rest[2..end]);
+            rest = &rest[end..];
+        }
+        // A hop-by-hop header before a later fragment is walked through.
+        let mut exts = vec![44, 0, 0, 0, 0, 0, 0, 0]; // hop-by-hop: next = fragment, 8 bytes
+        exts.extend([17, 0, 0x00, 0x10, 0, 0, 0, 1]); // fragment: offset 2
+        assert!(later_v6_fragment(IpNumber(0), &exts));
+        exts[10..12].copy_from_slice(&[0, 1]); // offset 0, more fragments
+        assert!(!later_v6_fragment(IpNumber(0), &exts));
+        assert!(
+            !later_v6_fragment(IpNumber(0), &exts[..5]),
+            "cut short: not a later fragment"
         );
     }
 
