@@ -5,7 +5,6 @@
 //! and the key.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -278,15 +277,6 @@ fn hostname() -> String {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "mxwatch".into())
-}
-
-/// Client addresses named in the config, for messages.
-pub fn ignored(c: &FileConfig) -> Vec<IpAddr> {
-    c.clients
-        .iter()
-        .filter(|o| o.ignore)
-        .map(|o| o.ip)
-        .collect()
 }
 
 /// The commented default configuration (`mxwatch config --print-default`).

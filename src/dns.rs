@@ -1,15 +1,14 @@
 //! DNS message heads: bytes -> [`DnsHead`]. The one file that imports hickory-proto.
 //!
-//! The sensor needs the header (id, QR, opcode, 4-bit rcode) and the first
+//! The sensor needs the header (id, QR, 4-bit rcode) and the first
 //! question (name, type). A hand-written fast path reads exactly those and
 //! works on truncated messages and first IP fragments, where a full decode
 //! fails. A question name that uses a compression pointer (legal, rare) is
 //! read by hickory-proto's decoder, which is also the reference the fast path
-//! is checked against in the tests. Mnemonics for types and rcodes come from
-//! hickory's `RecordType` and `ResponseCode`.
+//! is checked against in the tests, as are the qtype and rcode buckets
+//! (against hickory's `RecordType` and `ResponseCode`).
 
-use hickory_proto::op::{Query, ResponseCode};
-use hickory_proto::rr::RecordType;
+use hickory_proto::op::Query;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 /// Longest presentation name we keep (RFC 1035 §2.3.4: 255 octets on the wire;
@@ -21,7 +20,6 @@ pub const NAME_MAX: usize = 320;
 pub struct DnsHead {
     pub id: u16,
     pub response: bool,
-    pub opcode: u8,
     /// The 4-bit header rcode (the EDNS extension is not merged).
     pub rcode: u8,
     /// The first question, when the message has one and it is complete.
@@ -55,7 +53,6 @@ pub fn parse_header(msg: &[u8]) -> Result<DnsHead, DnsError> {
     Ok(DnsHead {
         id: u16::from_be_bytes([msg[0], msg[1]]),
         response: flags & 0x8000 != 0,
-        opcode: ((flags >> 11) & 0xf) as u8,
         rcode: (flags & 0xf) as u8,
         question: None,
     })
@@ -210,23 +207,6 @@ fn question_by_hickory(msg: &[u8], out: &mut Vec<u8>) -> Result<Option<Question>
     }
 }
 
-/// Mnemonic of a query type: `MX`, `AAAA`, or `TYPE65280` (RFC 3597) for
-/// types hickory does not name.
-pub fn qtype_name(qtype: u16) -> String {
-    match RecordType::from(qtype) {
-        RecordType::Unknown(n) => format!("TYPE{n}"),
-        t => t.to_string(),
-    }
-}
-
-/// Mnemonic of a 4-bit header rcode: `NOERROR`, `NXDOMAIN`, ... `RCODE11`.
-pub fn rcode_name(rcode: u8) -> String {
-    match ResponseCode::from_low(rcode) {
-        ResponseCode::Unknown(n) => format!("RCODE{n}"),
-        r => format!("{r:?}").to_ascii_uppercase(),
-    }
-}
-
 /// Query types with their own counter; the rest count as `other`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QtypeBucket {
@@ -318,8 +298,9 @@ impl RcodeBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_proto::op::{Message, MessageType, OpCode};
+    use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
     use hickory_proto::rr::Name;
+    use hickory_proto::rr::RecordType;
     use proptest::prelude::*;
     use std::str::FromStr;
 
@@ -427,14 +408,10 @@ mod tests {
     }
 
     #[test]
-    fn mnemonics() {
-        assert_eq!(qtype_name(15), "MX");
-        assert_eq!(qtype_name(65280), "TYPE65280");
-        assert_eq!(rcode_name(3), "NXDOMAIN");
-        assert_eq!(rcode_name(0), "NOERROR");
-        assert_eq!(rcode_name(2), "SERVFAIL");
+    fn buckets() {
         assert_eq!(RcodeBucket::of(5), RcodeBucket::Refused);
         assert_eq!(QtypeBucket::of(28), QtypeBucket::Aaaa);
+        assert_eq!(QtypeBucket::of(65280), QtypeBucket::Other);
     }
 
     proptest! {

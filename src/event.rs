@@ -25,11 +25,7 @@ pub struct RawDns {
     pub client: IpAddr,
     pub server: IpAddr,
     pub client_port: u16,
-    /// true when the packet goes client -> server.
-    pub to_server: bool,
     pub tcp: bool,
-    /// The message was cut short (snaplen, first IP fragment).
-    pub partial: bool,
     /// Range of the copied bytes in the batch arena.
     pub start: u32,
     pub len: u16,
@@ -39,16 +35,6 @@ pub struct RawDns {
 pub enum Event {
     Dns(RawDns),
     Smtp(SmtpEvent),
-}
-
-impl Event {
-    /// The address whose counters the event changes: what shards are keyed by.
-    pub fn key_ip(&self) -> IpAddr {
-        match self {
-            Event::Dns(d) => d.client,
-            Event::Smtp(s) => s.ip,
-        }
-    }
 }
 
 /// A batch of events for one shard plus the bytes they refer to.

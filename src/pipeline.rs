@@ -177,9 +177,7 @@ impl EventSink for Sharder {
             client: d.client,
             server: d.server,
             client_port: d.client_port,
-            to_server: d.to_server,
             tcp: d.tcp,
-            partial: d.partial,
             start,
             len,
         }));

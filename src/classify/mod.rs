@@ -193,7 +193,6 @@ impl Shard {
             let skip_to = target - self.cfg.bin_micros * self.detector.useful_empty_bins() as i64;
             self.bin_start = Some(
                 if end < skip_to && self.clients.values().all(|c| c.bin.is_empty()) {
-                    self.detector.skip_quiet(start, skip_to);
                     skip_to
                 } else {
                     end

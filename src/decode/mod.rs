@@ -47,9 +47,7 @@ pub struct DnsSighting<'a> {
     pub client: IpAddr,
     pub server: IpAddr,
     pub client_port: u16,
-    pub to_server: bool,
     pub tcp: bool,
-    pub partial: bool,
     pub payload: &'a [u8],
 }
 
@@ -75,12 +73,6 @@ impl ByLayer {
             Layer::Transport => self.transport += 1,
         }
     }
-
-    pub fn add(&mut self, o: &ByLayer) {
-        self.link += o.link;
-        self.ip += o.ip;
-        self.transport += o.transport;
-    }
 }
 
 #[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -102,22 +94,6 @@ pub struct DecodeStats {
     pub later_fragments: u64,
     pub tcp_dns_gaps: u64,
     pub tcp_dns_flows_evicted: u64,
-}
-
-impl DecodeStats {
-    pub fn add(&mut self, o: &DecodeStats) {
-        self.packets += o.packets;
-        self.decoded += o.decoded;
-        self.truncated.add(&o.truncated);
-        self.decode_errors.add(&o.decode_errors);
-        self.dns_partial += o.dns_partial;
-        self.not_ip += o.not_ip;
-        self.other_transport += o.other_transport;
-        self.other_ports += o.other_ports;
-        self.later_fragments += o.later_fragments;
-        self.tcp_dns_gaps += o.tcp_dns_gaps;
-        self.tcp_dns_flows_evicted += o.tcp_dns_flows_evicted;
-    }
 }
 
 /// Limits of the capture-side tables.
@@ -183,9 +159,9 @@ impl Decoder {
         let cut_short = (frame.len() as u64) < wire_len as u64;
         match link::decode(self.link, frame) {
             Decoded::Packet(Transport::Udp(u)) => {
-                let Some(sighting) = DnsSighting::new(
-                    ts, u.src, u.dst, u.src_port, u.dst_port, false, u.partial, u.payload,
-                ) else {
+                let Some(sighting) =
+                    DnsSighting::new(ts, u.src, u.dst, u.src_port, u.dst_port, false, u.payload)
+                else {
                     self.stats.other_ports += 1;
                     return;
                 };
@@ -213,7 +189,6 @@ impl Decoder {
                             seg.src_port,
                             seg.dst_port,
                             true,
-                            false,
                             msg,
                         );
                         if let Some(sighting) = found {
@@ -245,7 +220,6 @@ impl<'a> DnsSighting<'a> {
         sport: u16,
         dport: u16,
         tcp: bool,
-        partial: bool,
         payload: &'a [u8],
     ) -> Option<Self> {
         let response = payload.get(2).is_some_and(|b| b & 0x80 != 0);
@@ -265,9 +239,7 @@ impl<'a> DnsSighting<'a> {
             client,
             server,
             client_port,
-            to_server,
             tcp,
-            partial,
             payload,
         })
     }

@@ -195,10 +195,6 @@ impl Detector {
         self.cfg.end_after_quiet_bins.max(self.cfg.confirm_bins) + 1
     }
 
-    /// A silence from `_from` to `_to` with no client active: nothing to do
-    /// beyond what the closed empty bins already taught the baselines.
-    pub fn skip_quiet(&mut self, _from: i64, _to: i64) {}
-
     pub fn is_alerting(&self, ip: &IpAddr) -> bool {
         self.clients
             .get(ip)

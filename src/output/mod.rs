@@ -26,7 +26,6 @@ pub struct Output {
     /// Clients with their own line per bin; the rest are folded into one.
     pub top: usize,
     pub bin_micros: i64,
-    pub lines: u64,
 }
 
 impl Output {
@@ -43,7 +42,6 @@ impl Output {
             client_stats,
             top,
             bin_micros,
-            lines: 0,
         }
     }
 
@@ -57,7 +55,6 @@ impl Output {
     pub fn line<T: Serialize>(&mut self, value: &T) -> io::Result<()> {
         serde_json::to_writer(&mut self.w, value)?;
         self.w.write_all(b"\n")?;
-        self.lines += 1;
         Ok(())
     }
 
@@ -110,7 +107,6 @@ impl Output {
             let observer = Observer::new(&self.observer_name);
             serde_json::to_writer(&mut self.w, &a.to_line(&observer))?;
             self.w.write_all(b"\n")?;
-            self.lines += 1;
         }
         Ok(())
     }
@@ -145,7 +141,6 @@ impl Output {
         };
         serde_json::to_writer(&mut self.w, &line)?;
         self.w.write_all(b"\n")?;
-        self.lines += 1;
         Ok(())
     }
 
