@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::capture::{CaptureError, FileSource};
 use crate::cli::{ConfigArgs, ReadArgs};
 use crate::config::{self, Settings};
-use crate::decode::{DecodeLimits, DecodeStats};
+use crate::decode::{DecodeLimits, DecodeStats, Decoder};
 use crate::output::Output;
 use crate::output::schema::{
     CaptureOut, CaptureStatsBody, CaptureStatsLine, ChannelDropsOut, DecodeErrorsOut, DnsHealthOut,
@@ -160,14 +160,10 @@ pub fn write_capture_stats(
 pub fn read(args: &ReadArgs) -> Result<()> {
     let settings = Settings::build(&args.common)?;
     let writer = open_output(&settings.output)?;
-    let output = Output::new(
-        writer,
-        settings.sensor_name.clone(),
-        settings.stats,
-        settings.top,
-        settings.bin_micros,
+    let mut run = pipeline::start(
+        pipeline_config(&settings, true),
+        output_for(writer, &settings),
     );
-    let mut run = pipeline::start(pipeline_config(&settings, true), output);
     let show_progress = !args.no_progress && io::stderr().is_terminal();
     let bar = progress_bar(show_progress, total_bytes(&args.files));
     let progress = |_: &pipeline::CaptureSide, path: &Path, bytes: u64| {
@@ -300,8 +296,8 @@ pub fn file_snapshot(capture: &pipeline::CaptureSide, files: &[PathBuf]) -> Capt
         first_ts: capture.first_ts.unwrap_or(0),
         ts: capture.last_ts.unwrap_or(0),
         decode: capture.decoder.stats(),
-        smtp: smtp_stats_json(capture),
-        smtp_flows_evicted: smtp_evicted(capture),
+        smtp: smtp_stats_json(&capture.decoder),
+        smtp_flows_evicted: capture.decoder.smtp_tracker().stats().flows_evicted,
         libpcap: None,
         dropped_batches: capture.sharder.dropped_batches,
         dropped_events: capture.sharder.dropped_events,
@@ -309,12 +305,14 @@ pub fn file_snapshot(capture: &pipeline::CaptureSide, files: &[PathBuf]) -> Capt
     }
 }
 
-pub fn smtp_stats_json(c: &pipeline::CaptureSide) -> serde_json::Value {
-    serde_json::to_value(c.decoder.smtp_tracker().stats()).unwrap_or_default()
+/// The SMTP tracker's counters of one decoder, for capture_stats.
+pub fn smtp_stats_json(d: &Decoder) -> serde_json::Value {
+    serde_json::to_value(d.smtp_tracker().stats()).unwrap_or_default()
 }
 
-pub fn smtp_evicted(c: &pipeline::CaptureSide) -> u64 {
-    c.decoder.smtp_tracker().stats().flows_evicted
+/// The output every run writes to, with the settings' sensor name, bins and `--stats`/`--top`.
+pub fn output_for(writer: Box<dyn Write + Send>, s: &Settings) -> Output {
+    Output::new(writer, s.sensor_name.clone(), s.stats, s.top, s.bin_micros)
 }
 
 /// `mxwatch config`

@@ -42,10 +42,11 @@ use super::{DNS_SMTP_PORTS, default_filter};
 use crate::cli::LiveArgs;
 use crate::config::Settings;
 use crate::decode::Decoder;
-use crate::output::Output;
 use crate::output::schema::LibpcapOut;
 use crate::pipeline::{self, Running};
-use crate::run::{CaptureSnapshot, open_output, pipeline_config, write_capture_stats};
+use crate::run::{
+    CaptureSnapshot, open_output, output_for, pipeline_config, smtp_stats_json, write_capture_stats,
+};
 
 /// How far behind the wall clock a quiet wire's clock runs: packets wait
 /// up to `POLL_MS` in libpcap's buffer, then in the decoder's queue.
@@ -105,13 +106,7 @@ pub fn live(args: &LiveArgs) -> Result<()> {
         cfg.channel_batches = n;
     }
     let queue = cfg.channel_batches * sources.len();
-    let output = Output::new(
-        writer,
-        settings.sensor_name.clone(),
-        settings.stats,
-        settings.top,
-        settings.bin_micros,
-    );
+    let output = output_for(writer, &settings);
     let limits = cfg.decode.clone();
     let mut run = pipeline::start(cfg, output);
 
@@ -284,7 +279,7 @@ fn snapshot(i: &mut Iface, from: i64, now: i64, is_final: bool) -> CaptureSnapsh
         first_ts: from,
         ts: now,
         decode: i.decoder.stats(),
-        smtp: serde_json::to_value(i.decoder.smtp_tracker().stats()).unwrap_or_default(),
+        smtp: smtp_stats_json(&i.decoder),
         smtp_flows_evicted: i.decoder.smtp_tracker().stats().flows_evicted,
         libpcap: Some(LibpcapOut {
             received: totals.0,

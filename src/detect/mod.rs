@@ -323,38 +323,25 @@ impl Detector {
             cfg,
         );
 
-        // Emit what the slots decided, with evidence and cross references.
-        let names: Vec<String> = st
-            .slots
-            .iter()
-            .flatten()
-            .map(|a| a.rule.name().to_owned())
-            .collect();
+        // Emit what the slots decided, with evidence and cross references;
+        // an incident quiet for long enough ends (lines of a bin are sorted
+        // on output, so the order here does not matter).
+        let quiet_end = cfg.end_after_quiet_bins.max(1);
+        let ctx = AlertCtx::new(ip, st, end, cfg, warm, local);
         for (slot, phase) in phases.iter().enumerate() {
-            if let (Some(a), Some(phase)) = (&st.slots[slot], phase) {
-                out.push(make_alert(
-                    a, *phase, ip, st.server, end, &st.base, cfg, warm, local, &names,
-                ));
+            let Some(a) = &st.slots[slot] else { continue };
+            let phase = if a.quiet >= quiet_end {
+                Some(Phase::End)
+            } else {
+                *phase
+            };
+            if let Some(phase) = phase {
+                out.push(ctx.alert(a, phase));
             }
         }
-        for slot in 0..4 {
-            if st.slots[slot]
-                .as_ref()
-                .is_some_and(|a| a.quiet >= cfg.end_after_quiet_bins.max(1))
-            {
-                let a = st.slots[slot].take().expect("checked");
-                out.push(make_alert(
-                    &a,
-                    Phase::End,
-                    ip,
-                    st.server,
-                    end,
-                    &st.base,
-                    cfg,
-                    warm,
-                    local,
-                    &names,
-                ));
+        for slot in &mut st.slots {
+            if slot.as_ref().is_some_and(|a| a.quiet >= quiet_end) {
+                *slot = None;
             }
         }
         out
@@ -367,31 +354,14 @@ impl Detector {
         let mut out = Vec::new();
         for ip in ips {
             let st = self.clients.get_mut(&ip).expect("listed");
-            let names: Vec<String> = st
-                .slots
-                .iter()
-                .flatten()
-                .map(|a| a.rule.name().to_owned())
-                .collect();
             let warm = st.base.bins >= self.cfg.warmup_bins;
-            for slot in 0..4 {
-                if let Some(a) = st.slots[slot].take() {
-                    let mut alert = make_alert(
-                        &a,
-                        Phase::End,
-                        ip,
-                        st.server,
-                        end,
-                        &st.base,
-                        &self.cfg,
-                        warm,
-                        None,
-                        &names,
-                    );
-                    alert.reason = format!("{} (end of input)", alert.reason.trim_end_matches('.'));
-                    out.push(alert);
-                }
+            let ctx = AlertCtx::new(ip, st, end, &self.cfg, warm, None);
+            for a in st.slots.iter().flatten() {
+                let mut alert = ctx.alert(a, Phase::End);
+                alert.reason = format!("{} (end of input)", alert.reason.trim_end_matches('.'));
+                out.push(alert);
             }
+            st.slots = Default::default();
         }
         out
     }
@@ -443,50 +413,79 @@ fn step_slot(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn make_alert(
-    a: &Active,
-    phase: Phase,
+/// What every alert of one client and bin shares.
+struct AlertCtx<'a> {
     ip: IpAddr,
     server: Option<IpAddr>,
     now: i64,
-    base: &Baselines,
-    cfg: &DetectorConfig,
+    base: &'a Baselines,
+    cfg: &'a DetectorConfig,
     warm: bool,
-    local: Option<&str>,
-    active: &[String],
-) -> Alert {
-    let bins: Vec<BinSummary> = a.bins.iter().cloned().collect();
-    let mut evidence = rule::evidence(&bins, base, cfg.min_baseline_qps, warm, local);
-    evidence.related_alerts = active
-        .iter()
-        .filter(|n| *n != a.rule.name())
-        .cloned()
-        .collect();
-    let totals = Totals::of(&bins);
-    let reason = match phase {
-        Phase::End => format!(
-            "{} ended: quiet since {}.",
-            a.rule.name(),
-            rfc3339_micros(a.last_loud_end)
-        ),
-        _ => reason_for(a.rule, &totals, base, cfg, warm),
-    };
-    Alert {
-        ts: now,
-        phase,
-        rule: a.rule,
-        alert_id: a.id.clone(),
-        ip,
-        server,
-        start: a.start,
-        end: if phase == Phase::End {
-            a.last_loud_end
-        } else {
-            now
-        },
-        reason,
-        evidence,
+    local: Option<&'a str>,
+    /// Rules with an incident open for this client (before any ends).
+    open: Vec<&'static str>,
+}
+
+impl<'a> AlertCtx<'a> {
+    fn new(
+        ip: IpAddr,
+        st: &'a ClientState,
+        now: i64,
+        cfg: &'a DetectorConfig,
+        warm: bool,
+        local: Option<&'a str>,
+    ) -> Self {
+        AlertCtx {
+            ip,
+            server: st.server,
+            now,
+            base: &st.base,
+            cfg,
+            warm,
+            local,
+            open: st.slots.iter().flatten().map(|a| a.rule.name()).collect(),
+        }
+    }
+
+    fn alert(&self, a: &Active, phase: Phase) -> Alert {
+        let bins: Vec<BinSummary> = a.bins.iter().cloned().collect();
+        let mut evidence = rule::evidence(
+            &bins,
+            self.base,
+            self.cfg.min_baseline_qps,
+            self.warm,
+            self.local,
+        );
+        evidence.related_alerts = self
+            .open
+            .iter()
+            .filter(|n| **n != a.rule.name())
+            .map(|n| n.to_string())
+            .collect();
+        let reason = match phase {
+            Phase::End => format!(
+                "{} ended: quiet since {}.",
+                a.rule.name(),
+                rfc3339_micros(a.last_loud_end)
+            ),
+            _ => reason_for(a.rule, &Totals::of(&bins), self.base, self.cfg, self.warm),
+        };
+        Alert {
+            ts: self.now,
+            phase,
+            rule: a.rule,
+            alert_id: a.id.clone(),
+            ip: self.ip,
+            server: self.server,
+            start: a.start,
+            end: if phase == Phase::End {
+                a.last_loud_end
+            } else {
+                self.now
+            },
+            reason,
+            evidence,
+        }
     }
 }
 

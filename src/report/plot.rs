@@ -10,6 +10,7 @@ use std::sync::Once;
 
 use anyhow::{Result, anyhow};
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::detect::window::r_squared;
@@ -89,6 +90,60 @@ fn upper(max: f64) -> f64 {
     if max > 0.0 { max * 1.12 } else { 1.0 }
 }
 
+type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The titled, labelled axes every figure shares.
+fn axes<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    (x, y): (std::ops::Range<f64>, std::ops::Range<f64>),
+    x_label: &str,
+    y_label: &str,
+) -> Result<Chart<'a, DB>>
+where
+    DB::ErrorType: 'static,
+{
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing: {e}");
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT, 22))
+        .margin(12)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
+        .build_cartesian_2d(x, y)
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 16))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(e)?;
+    Ok(chart)
+}
+
+/// The legend in the upper left, then the file is written.
+fn legend_and_present<'a, DB: DrawingBackend + 'a>(
+    mut chart: Chart<'a, DB>,
+    root: &DrawingArea<DB, Shift>,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing: {e}");
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font((FONT, 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(e)?;
+    root.present().map_err(e)?;
+    Ok(())
+}
+
 fn draw_time<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, f: &TimeFigure) -> Result<()>
 where
     DB::ErrorType: 'static,
@@ -107,22 +162,7 @@ where
     };
     // Head room above the curves for the legend.
     let y1 = upper(y_max) * 1.35;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(&f.title, (FONT, 22))
-        .margin(12)
-        .x_label_area_size(48)
-        .y_label_area_size(72)
-        .build_cartesian_2d(x0..x1, 0.0..y1)
-        .map_err(e)?;
-    chart
-        .configure_mesh()
-        .x_desc(&f.x_label)
-        .y_desc(&f.y_label)
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 16))
-        .light_line_style(RGBColor(235, 235, 235))
-        .draw()
-        .map_err(e)?;
+    let mut chart = axes(&root, &f.title, (x0..x1, 0.0..y1), &f.x_label, &f.y_label)?;
     let mut named: Vec<&str> = Vec::new();
     for s in &f.spans {
         let c = span_color(&s.name);
@@ -157,16 +197,7 @@ where
             .label(&s.name)
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], c.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(e)?;
-    root.present().map_err(e)?;
-    Ok(())
+    legend_and_present(chart, &root)
 }
 
 fn draw_scatter<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, f: &ScatterFigure) -> Result<()>
@@ -182,22 +213,7 @@ where
         Some((_, _, r2)) => format!("{} (R² = {r2:.4})", f.title),
         None => format!("{} (R² undefined: a constant axis)", f.title),
     };
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, (FONT, 22))
-        .margin(12)
-        .x_label_area_size(48)
-        .y_label_area_size(72)
-        .build_cartesian_2d(0.0..x1, 0.0..y1)
-        .map_err(e)?;
-    chart
-        .configure_mesh()
-        .x_desc(&f.x_label)
-        .y_desc(&f.y_label)
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 16))
-        .light_line_style(RGBColor(235, 235, 235))
-        .draw()
-        .map_err(e)?;
+    let mut chart = axes(&root, &title, (0.0..x1, 0.0..y1), &f.x_label, &f.y_label)?;
     let blue = RGBColor(40, 90, 200);
     chart
         .draw_series(
@@ -219,16 +235,7 @@ where
             .label(format!("fit: y = {a:.3} + {b:.3} x, R² = {r2:.4}"))
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], red.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(e)?;
-    root.present().map_err(e)?;
-    Ok(())
+    legend_and_present(chart, &root)
 }
 
 /// Writes `DIR/STEM.svg` and `DIR/STEM.png`.
