@@ -9,7 +9,7 @@
 //! (against hickory's `RecordType` and `ResponseCode`).
 
 use hickory_proto::op::Query;
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, DecodeError};
 
 /// Longest presentation name we keep (RFC 1035 §2.3.4: 255 octets on the wire;
 /// escapes can make the text longer, which is capped here).
@@ -201,8 +201,8 @@ fn question_by_hickory(msg: &[u8], out: &mut Vec<u8>) -> Result<Option<Question>
                 name_len: out.len(),
             }))
         }
-        // A pointer past the captured bytes: cut short, not malformed.
-        Err(_) if dec.index() >= msg.len() => Ok(None),
+        // The captured bytes ended inside the question: cut short, not malformed.
+        Err(DecodeError::InsufficientBytes) => Ok(None),
         Err(_) => Err(DnsError::BadName),
     }
 }
@@ -356,8 +356,10 @@ mod tests {
             7, b'e', b'x', b'a', b'm', b'p', b'l', b'e', 3, b'c', b'o', b'm', 0,
         ]);
         assert_eq!(parse_head(&msg, &mut Vec::new()), Err(DnsError::BadName));
-        // A pointer cut off by the capture is truncation, not malformation.
-        let cut = &msg[..14];
+        // A pointer cut off by the capture (its second byte missing) goes to
+        // hickory too, and is truncation, not malformation.
+        let cut = &msg[..15];
+        assert_eq!(cut[14], 0xc0);
         let h = parse_head(cut, &mut Vec::new()).unwrap();
         assert_eq!((h.rcode, h.question), (3, None));
     }

@@ -94,7 +94,7 @@ pub fn tshark(file: &Path, args: &[&str]) -> String {
 pub type Counts = BTreeMap<(String, String), i64>;
 
 /// Sums the client_stats lines of a run by client: `dns.qtype.X`,
-/// `dns.rcode.X` and every `smtp.*` counter.
+/// `dns.rcode.X`, `dns.unanswered` and every `smtp.*` counter.
 pub fn sum_client_stats(lines: &[Value]) -> Counts {
     let mut c = Counts::new();
     for l in lines
@@ -116,6 +116,9 @@ pub fn sum_client_stats(lines: &[Value]) -> Counts {
                     *c.entry((ip.clone(), format!("{group}.{k}"))).or_default() += n;
                 }
             }
+        }
+        if let Some(n) = m["dns"]["unanswered"].as_i64() {
+            *c.entry((ip.clone(), "dns.unanswered".into())).or_default() += n;
         }
     }
     c.retain(|_, v| *v != 0);
