@@ -135,7 +135,14 @@ pub struct Collected {
     pub bad_lines: u64,
     /// Restricts client_stats kept to these clients (empty: all).
     pub only: Vec<IpAddr>,
+    /// client_stats lines of clients beyond [`MAX_CLIENTS`], not kept.
+    pub clients_dropped: u64,
 }
+
+/// Clients whose bins the report keeps (addresses can be spoofed: a capture
+/// of a flood must not grow the report without limit). The same as the
+/// sensor's default client table.
+pub const MAX_CLIENTS: usize = 100_000;
 
 impl Collected {
     pub fn line(&mut self, line: &[u8]) {
@@ -154,6 +161,10 @@ impl Collected {
                     return;
                 };
                 if !self.only.is_empty() && !self.only.contains(&ip) {
+                    return;
+                }
+                if self.bins.len() >= MAX_CLIENTS && !self.bins.contains_key(&ip) {
+                    self.clients_dropped += 1;
                     return;
                 }
                 let c = Counts::from_json(&v["mxwatch"]);
@@ -285,6 +296,21 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 mod tests {
     use super::*;
     use crate::output::time::rfc3339_micros;
+
+    #[test]
+    fn the_client_map_is_capped_and_what_it_turns_away_counted() {
+        let mut c = Collected::default();
+        for i in 0..(MAX_CLIENTS as u32 + 5) {
+            let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+            let line = format!(
+                r#"{{"event":{{"dataset":"mxwatch.client_stats","start":"2026-01-15T10:00:00.000000Z"}},"source":{{"ip":"{ip}"}},"mxwatch":{{"dns":{{"queries":1}}}}}}"#
+            );
+            c.line(line.as_bytes());
+        }
+        assert_eq!(c.bins.len(), MAX_CLIENTS);
+        assert_eq!(c.clients_dropped, 5);
+        assert_eq!(c.bad_lines, 0);
+    }
 
     #[test]
     fn rfc3339_round_trips() {

@@ -49,6 +49,14 @@ pub fn write_text(w: &mut dyn Write, r: &Report, figs: &[Written]) -> io::Result
         r.detect_bin_secs
     )?;
     writeln!(w, "{}", model_note(r))?;
+    if r.counters.clients_dropped > 0 {
+        writeln!(
+            w,
+            "note: more than {} clients; {} client_stats lines of the others were not kept",
+            super::collect::MAX_CLIENTS,
+            r.counters.clients_dropped
+        )?;
+    }
     if r.clients.is_empty() {
         writeln!(w, "\nno client sent DNS or SMTP traffic")?;
     }

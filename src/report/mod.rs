@@ -109,14 +109,20 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     let bar = run::progress_bar(show, if one_pass { bytes } else { 2 * bytes });
 
     bar.set_message("pass 1: detections");
-    let first = run_pass(&detect_settings, &args.files, one_pass, &args.clients, &bar)?;
+    let mut first = run_pass(&detect_settings, &args.files, one_pass, &args.clients, &bar)?;
     let Some(span) = first.span else {
         bar.finish_and_clear();
         bail!("no packets in {}", display_files(&args.files));
     };
     let bin_secs = fixed_bin.unwrap_or_else(|| default_bin(span.1 - span.0));
     let counters = if one_pass {
-        first.clone_counters()
+        Collected {
+            bins: std::mem::take(&mut first.bins),
+            span: first.span,
+            packets: first.packets,
+            clients_dropped: first.clients_dropped,
+            ..Collected::default()
+        }
     } else {
         bar.set_message("pass 2: counters");
         let s = Settings::build(&Common {
@@ -165,17 +171,6 @@ fn display_files(files: &[PathBuf]) -> String {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-impl Collected {
-    fn clone_counters(&self) -> Collected {
-        Collected {
-            bins: self.bins.clone(),
-            span: self.span,
-            packets: self.packets,
-            ..Collected::default()
-        }
-    }
 }
 
 /// The named clients, else the `top` most active (ties: lower address first).
