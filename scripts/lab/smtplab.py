@@ -6,7 +6,12 @@ Subcommands:
   legit       legitimate traffic: partners mail local users, a workstation sends out
   backscatter bounces (MAIL FROM:<>) to unknown local users from many sources
   relay       abuse of an open relay: mail to hundreds of distinct domains
+  newdomains  benign: the workstation mails many NEW domains (own MX each), slowly
+  bursty      benign: mailing-list bursts (20 messages in 10 s, then quiet minutes)
   sidecar     build the ground-truth JSON from the logs of one run
+
+With --poisson (set by scripts/lab/run when LAB_SEED is given) the attack senders use
+Poisson arrivals instead of fixed intervals.
 
 All traffic goes to addresses inside the lab's network namespaces.
 """
@@ -183,7 +188,7 @@ def cmd_legit(a):
             else:
                 frm = "%s@%s" % (rnd.choice(REAL_USERS), LOCAL_DOMAIN)
                 to = "colleague@%s" % rnd.choice(OUT_DOMAINS)
-                r = session(WORKSTATION, "ws10.sub.univ.test", [(frm, [to], body(frm, to, "out %d" % n))])
+                r = session(WORKSTATION, "ws10." + LOCAL_DOMAIN, [(frm, [to], body(frm, to, "out %d" % n))])
                 log.write(t=t0, kind="legit_out", src=WORKSTATION, accepted=r[0][0], rejected=r[0][1], sent=r[0][2])
         except (OSError, smtplib.SMTPException) as e:
             log.write(t=t0, kind="legit_error", error=repr(e))
@@ -201,14 +206,22 @@ FORGED_HELO = ["mail.bigbank.com", "localhost", "mx1.paypal.com", "smtp.yahoo.co
 
 
 def paced(a, job):
-    """Submit job(i, rnd) at a.rate per second for a.duration seconds; wait for all."""
+    """Submit job(i, rnd) at a.rate per second for a.duration seconds; wait for all.
+    Fixed intervals, or Poisson arrivals (exponential gaps) with a.poisson."""
     rnd = random.Random(a.seed)
     start = now()
     total = int(a.rate * a.duration)
+    times = [i / a.rate for i in range(total)]
+    if getattr(a, "poisson", False):
+        gaps = random.Random(a.seed * 7919 + 17)
+        times, t = [], gaps.expovariate(a.rate)
+        while t < a.duration:
+            times.append(t)
+            t += gaps.expovariate(a.rate)
     futs = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=a.workers) as ex:
-        for i in range(total):
-            t = start + i / a.rate
+        for i, off in enumerate(times):
+            t = start + off
             d = t - now()
             if d > 0:
                 time.sleep(d)
@@ -241,17 +254,19 @@ def cmd_backscatter(a):
     paced(a, job)
 
 
-def relay_domains():
+def relay_domains(n=150):
     out = []
     for tld, label in (("com", "deal"), ("net", "offer"), ("org", "promo"), ("jp", "kaitori")):
-        out += ["%s%d.%s" % (label, i, tld) for i in range(1, 151)]
+        out += ["%s%d.%s" % (label, i, tld) for i in range(1, n + 1)]
     return out
 
 
 def cmd_relay(a):
     log = Log(a.log)
-    srcs = ["10.53.10.%d" % i for i in range(1, 21)]
-    doms = relay_domains()
+    # default: 10.53.10.1-20 (PTR and A agree); --sources 151: 10.53.10.151-170, whose
+    # PTR names (mailN.ispN.jp) have no A record.
+    srcs = ["10.53.10.%d" % i for i in range(a.sources, a.sources + 20)]
+    doms = relay_domains(a.domains_per_tld)
     random.Random(a.seed + 1).shuffle(doms)
     per = a.per_session
     lock = threading.Lock()
@@ -278,6 +293,70 @@ def cmd_relay(a):
     # a.rate is messages per second: sessions per second = rate / per
     a.rate = a.rate / per
     paced(a, job)
+
+
+# ---------------------------------------------------------------- benign extras
+NEW_DOMAINS = ["client%d.org" % i for i in range(1, 121)]      # own MX each (run makes the zones)
+LIST_MEMBERS = ["member%d.net" % i for i in range(1, 41)]      # mailing-list subscribers' domains
+LIST_SERVER = PARTNERS[0]                                       # the list server sending bursts in
+
+
+def cmd_newdomains(a):
+    """The workstation mails a NEW domain every min-gap..max-gap s until --until."""
+    log = Log(a.log)
+    rnd = random.Random(a.seed)
+    doms = list(NEW_DOMAINS)
+    rnd.shuffle(doms)
+    n = 0
+    while now() < a.until and n < len(doms):
+        d = doms[n]
+        n += 1
+        t0 = now()
+        frm = "%s@%s" % (rnd.choice(REAL_USERS), LOCAL_DOMAIN)
+        to = "%s@%s" % (rnd.choice(["contact", "sales", "office", "j.smith"]), d)
+        try:
+            r = session(WORKSTATION, "ws10." + LOCAL_DOMAIN, [(frm, [to], body(frm, to, "hello %d" % n))])
+            log.write(t=t0, kind="benign_out", src=WORKSTATION, domain=d, accepted=r[0][0],
+                      rejected=r[0][1], sent=r[0][2])
+        except (OSError, smtplib.SMTPException) as e:
+            log.write(t=t0, kind="benign_error", error=repr(e))
+        time.sleep(max(0.0, min(rnd.uniform(a.min_gap, a.max_gap), a.until - now())))
+
+
+def cmd_bursty(a):
+    """Mailing-list bursts: --burst messages within --burst-secs, then a quiet gap of
+    min-gap..max-gap s. Half come in from the list server to local users, half go out
+    from the workstation (the list exploder) to subscribers' domains (own MX each)."""
+    log = Log(a.log)
+    rnd = random.Random(a.seed)
+    b = 0
+    while now() < a.until:
+        b += 1
+        t_b = now()
+        # a.burst messages spread over burst_secs
+        offs = sorted(rnd.uniform(0, a.burst_secs) for _ in range(a.burst))
+        for k, off in enumerate(offs):
+            d = t_b + off - now()
+            if d > 0:
+                time.sleep(d)
+            t0 = now()
+            try:
+                if k % 2 == 0:
+                    ip, helo, dom = LIST_SERVER
+                    frm = "list-bounces@%s" % dom
+                    to = "%s@%s" % (rnd.choice(REAL_USERS), LOCAL_DOMAIN)
+                    r = session(ip, helo, [(frm, [to], body(frm, to, "[list] digest %d" % b))])
+                    kind = "benign_in"
+                else:
+                    frm = "lab-list@%s" % LOCAL_DOMAIN
+                    to = "%s@%s" % (rnd.choice(["a.b", "member", "x"]), rnd.choice(LIST_MEMBERS))
+                    r = session(WORKSTATION, "ws10." + LOCAL_DOMAIN, [(frm, [to], body(frm, to, "[lab-list] %d" % b))])
+                    kind = "benign_out"
+                log.write(t=t0, kind=kind, burst=b, accepted=r[0][0], rejected=r[0][1], sent=r[0][2])
+            except (OSError, smtplib.SMTPException) as e:
+                log.write(t=t0, kind="benign_error", error=repr(e))
+        gap = rnd.uniform(a.min_gap, a.max_gap)
+        time.sleep(max(0.0, min(t_b + a.burst_secs + gap, a.until) - now()))
 
 
 # ---------------------------------------------------------------- sidecar
@@ -330,6 +409,11 @@ def cmd_sidecar(a):
     msgs["sink_sessions"] = sink.get("sessions", 0)
     msgs["sink_messages"] = sink.get("messages", 0)
     msgs["queued_at_end"] = a.queued
+    if a.activity_log and os.path.exists(a.activity_log):
+        act = read_jsonl(a.activity_log)
+        msgs["benign_activity_sent"] = sum(1 for r in act if r.get("sent"))
+        msgs["benign_activity_errors"] = sum(1 for r in act if r["kind"] == "benign_error")
+        msgs["benign_activity_domains"] = len({r["domain"] for r in act if r.get("domain")})
     out = {
         "scenario": a.scenario,
         "mail_server": MX,
@@ -352,12 +436,19 @@ def cmd_sidecar(a):
         "params": ph.get("params", {}),
         "software": ph.get("software", {}),
     }
+    extra = ph.get("extra", {})
+    if extra:
+        out["topology"]["mx"] = extra.pop("topology_mx", out["topology"]["mx"])
+        if a.population_stats and os.path.exists(a.population_stats):
+            extra.setdefault("population", {})["stats"] = json.load(open(a.population_stats))
+        out.update(extra)
     with open(a.out, "w") as f:
         json.dump(out, f, indent=2)
         f.write("\n")
 
 
 def main():
+    global LOCAL_DOMAIN
     p = argparse.ArgumentParser()
     sp = p.add_subparsers(dest="cmd", required=True)
     s = sp.add_parser("sink")
@@ -369,6 +460,20 @@ def main():
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--min-gap", type=float, default=8)
     s.add_argument("--max-gap", type=float, default=16)
+    s = sp.add_parser("newdomains")
+    s.add_argument("--until", type=float, required=True)
+    s.add_argument("--log", required=True)
+    s.add_argument("--seed", type=int, default=3)
+    s.add_argument("--min-gap", type=float, default=5)
+    s.add_argument("--max-gap", type=float, default=15)
+    s = sp.add_parser("bursty")
+    s.add_argument("--until", type=float, required=True)
+    s.add_argument("--log", required=True)
+    s.add_argument("--seed", type=int, default=3)
+    s.add_argument("--burst", type=int, default=20)
+    s.add_argument("--burst-secs", type=float, default=10)
+    s.add_argument("--min-gap", type=float, default=90)
+    s.add_argument("--max-gap", type=float, default=180)
     for name in ("backscatter", "relay"):
         s = sp.add_parser(name)
         s.add_argument("--duration", type=float, required=True)
@@ -376,15 +481,25 @@ def main():
         s.add_argument("--log", required=True)
         s.add_argument("--seed", type=int, default=2)
         s.add_argument("--workers", type=int, default=32)
+        s.add_argument("--poisson", action="store_true")
         if name == "relay":
             s.add_argument("--per-session", type=int, default=10)
+            s.add_argument("--sources", type=int, default=1, help="first source 10.53.10.N (20 used)")
+            s.add_argument("--domains-per-tld", type=int, default=150)
     s = sp.add_parser("sidecar")
     for k in ("scenario", "phases", "legit-log", "attack-log", "maillog", "sink-stats", "out"):
         s.add_argument("--" + k, required=True)
     s.add_argument("--queued", type=int, default=0)
+    s.add_argument("--activity-log")
+    s.add_argument("--population-stats")
+    for sub in sp.choices.values():
+        sub.add_argument("--domain", default=os.environ.get("LAB_DOMAIN", LOCAL_DOMAIN),
+                         help="the mail server's domain (default sub.univ.test)")
     a = p.parse_args()
+    LOCAL_DOMAIN = a.domain
     {"sink": cmd_sink, "legit": cmd_legit, "backscatter": cmd_backscatter,
-     "relay": cmd_relay, "sidecar": cmd_sidecar}[a.cmd](a)
+     "relay": cmd_relay, "newdomains": cmd_newdomains, "bursty": cmd_bursty,
+     "sidecar": cmd_sidecar}[a.cmd](a)
 
 
 if __name__ == "__main__":
