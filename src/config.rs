@@ -10,8 +10,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::classify::ClassifyConfig;
-use crate::cli::Common;
+use crate::cli::{Common, LiveArgs, ReportArgs};
+use crate::decode::DecodeLimits;
 use crate::detect::{ClientOverride, DetectorConfig};
+use crate::engine::EngineConfig;
+use crate::pipeline::PipelineConfig;
+use crate::smtp::SmtpLimits;
+use crate::time::Bins;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -189,7 +194,7 @@ pub struct Settings {
     pub output: Option<PathBuf>,
     pub filter: Option<String>,
     pub file: FileConfig,
-    pub classify: ClassifyConfig,
+    pub engine: EngineConfig,
 }
 
 impl Settings {
@@ -249,13 +254,24 @@ impl Settings {
             detect.smtp.user_unknown_floor_ps = f64::INFINITY;
             detect.smtp.outbound_floor_ps = f64::INFINITY;
         }
-        let classify = ClassifyConfig {
-            bin_micros,
-            max_clients: file.pipeline.max_clients,
-            max_pending: file.pipeline.max_pending_queries,
-            local_domains,
+        let engine = EngineConfig {
+            classify: ClassifyConfig {
+                bins: Bins::new(bin_micros),
+                max_clients: file.pipeline.max_clients,
+                max_pending: file.pipeline.max_pending_queries,
+                local_domains,
+                // Set by the engine from the detector's windows.
+                idle_bins_closed: 0,
+            },
             detect,
             overrides: file.clients.clone(),
+            decode: DecodeLimits {
+                max_tcp_dns_flows: file.pipeline.max_tcp_dns_flows,
+                smtp: SmtpLimits {
+                    max_flows: file.pipeline.max_smtp_flows,
+                    ..SmtpLimits::default()
+                },
+            },
         };
         Ok(Settings {
             sensor_name,
@@ -265,10 +281,63 @@ impl Settings {
             stats: common.stats,
             output: common.output.clone(),
             filter: common.filter.clone(),
-            classify,
+            engine,
             file,
         })
     }
+
+    /// The pipeline around the engine: `lossless` for files (a full channel
+    /// waits), not for live capture (it drops and counts).
+    pub fn pipeline(&self, lossless: bool) -> PipelineConfig {
+        PipelineConfig {
+            workers: self.workers,
+            batch_events: self.file.pipeline.batch_events,
+            channel_batches: self.file.pipeline.channel_batches,
+            lossless,
+            engine: self.engine.clone(),
+        }
+    }
+}
+
+/// The flags only `live` has.
+pub fn check_live(args: &LiveArgs) -> Result<(), ConfigError> {
+    if !(args.stats_interval.is_finite() && args.stats_interval > 0.0) {
+        return Err(ConfigError(
+            "--stats-interval must be a positive number of seconds".into(),
+        ));
+    }
+    if args.channel_batches == Some(0) {
+        return Err(ConfigError("--channel-batches must be at least 1".into()));
+    }
+    Ok(())
+}
+
+/// The flags only `report` has.
+pub fn check_report(args: &ReportArgs) -> Result<(), ConfigError> {
+    if args.top == 0 {
+        return Err(ConfigError("--top must be at least 1".into()));
+    }
+    if let Some(q) = args.dq_q
+        && !(0.0..=1.0).contains(&q)
+    {
+        return Err(ConfigError(format!(
+            "--dq-q must be between 0 and 1, not {q}"
+        )));
+    }
+    if !(args.dq_k.is_finite() && args.dq_k >= 0.0) {
+        return Err(ConfigError(format!(
+            "--dq-k must be a non-negative number, not {}",
+            args.dq_k
+        )));
+    }
+    if let Some(b) = args.bin
+        && !(b.is_finite() && b > 0.0)
+    {
+        return Err(ConfigError(format!(
+            "--bin must be a positive number of seconds, not {b}"
+        )));
+    }
+    Ok(())
 }
 
 fn hostname() -> String {

@@ -1,9 +1,11 @@
 //! mxwatch: a passive sensor that finds mail servers in trouble from the DNS
 //! queries they send upstream and from their SMTP sessions.
 //!
-//! Data flow (one module per stage): `capture` -> `decode` -> `dns` / `smtp`
-//! -> `classify` -> `detect` -> `output`, with `pipeline` wrapping the plain
-//! stages in threads and channels.
+//! Data flow (one module per stage, each importing only those before it;
+//! `tests/layering.rs` checks it): `capture` -> `decode` -> `dns` / `smtp`
+//! -> `classify` -> `detect` -> `output`; `engine` runs them all on one
+//! thread, `pipeline` wraps the engine's pieces in threads and channels, and
+//! `run` / `report` are the commands. See docs/architecture.md.
 
 pub mod capture;
 pub mod classify;
@@ -12,12 +14,15 @@ pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod dns;
+pub mod engine;
 pub mod event;
 pub mod output;
+pub mod packet;
 pub mod pipeline;
 pub mod report;
 pub mod run;
 pub mod smtp;
+pub mod time;
 
 /// Hash map for tables keyed by what the wire says (addresses, flows, names):
 /// aHash with a per-process random key, fast and resistant to collision floods.

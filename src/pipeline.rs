@@ -1,9 +1,10 @@
-//! Threads and channels around the plain stages.
+//! Threads and channels around the engine's pieces, nothing else.
 //!
 //! ```text
-//! capture thread: source -> Decoder -> Sharder --(bounded, batched)--> shard threads
-//! shard thread:   Shard (classify + detect) --(reports per tick)--> output thread
-//! output thread:  merge shards' reports per bin, in order -> Output (JSON lines)
+//! capture thread: source -> engine::Front (decoders, bin clock) -> Sharder
+//!                 --(bounded, batched)--> shard threads
+//! shard thread:   engine::Stage (classify, then detect) --(closed bins per tick)--> output thread
+//! output thread:  engine::merge of the shards' bins, in order -> output::Sink
 //! ```
 //!
 //! The capture side sends a `Tick` to every shard whenever packet time enters
@@ -19,15 +20,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, unbounded};
-use serde::Serialize;
 
-use crate::classify::{BinReport, ClassifyConfig, Shard, ShardStats};
-use crate::decode::link::LinkType;
-use crate::decode::{DecodeLimits, Decoder, DnsSighting, EventSink};
-use crate::detect::Alert;
-use crate::event::{Batch, Event, RawDns};
-use crate::output::Output;
+use crate::decode::{DnsSighting, EventSink};
+use crate::engine::{Back, Closed, EngineConfig, Front, Stage, merge, push_dns};
+use crate::event::{Batch, Event};
+use crate::output::{CaptureSnapshot, ClassifierHealth, Sink};
 use crate::smtp::SmtpEvent;
+use crate::time::Micros;
 
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
@@ -38,8 +37,7 @@ pub struct PipelineConfig {
     pub channel_batches: usize,
     /// Files: block on a full channel. Live: drop the batch and count it.
     pub lossless: bool,
-    pub classify: ClassifyConfig,
-    pub decode: DecodeLimits,
+    pub engine: EngineConfig,
 }
 
 enum ShardMsg {
@@ -48,30 +46,18 @@ enum ShardMsg {
     Finish,
 }
 
-/// Writes a capture_stats line on the output thread, with the shards' numbers.
-pub type HealthWriter = dyn Fn(&mut Output, &PipelineHealth) -> std::io::Result<()> + Send;
-
 enum OutMsg {
-    Reports {
+    Closed {
         shard: usize,
-        reports: Vec<BinReport>,
+        closed: Vec<Closed>,
     },
-    Done {
-        stats: ShardStats,
-        clients: usize,
-    },
+    Done(ClassifierHealth),
     /// Replace the output's writer (SIGHUP, log rotation): lines queued
     /// before go to the old writer, lines after to the new one.
     Reopen(Box<dyn std::io::Write + Send>),
-    /// Health line from the capture side (periodic in live mode, final always).
-    Health(Box<HealthWriter>),
-}
-
-/// What the shards reported, for capture_stats lines.
-#[derive(Debug, Default, Clone, Copy, Serialize)]
-pub struct PipelineHealth {
-    pub shards: ShardStats,
-    pub clients_tracked: usize,
+    /// capture_stats lines from the capture side (periodic in live mode,
+    /// final always), written with the shards' latest numbers.
+    Health(Vec<CaptureSnapshot>),
 }
 
 /// The capture side's view of the channels: an [`EventSink`] that shards.
@@ -171,16 +157,7 @@ impl EventSink for Sharder {
     fn dns(&mut self, d: &DnsSighting<'_>) {
         let shard = self.shard_of(&d.client);
         let b = &mut self.batches[shard];
-        let (start, len) = b.push_dns_bytes(d.payload);
-        b.events.push(Event::Dns(RawDns {
-            ts: d.ts,
-            client: d.client,
-            server: d.server,
-            client_port: d.client_port,
-            tcp: d.tcp,
-            start,
-            len,
-        }));
+        push_dns(b, d);
         if b.len() >= self.batch_events {
             self.send(shard);
         }
@@ -195,93 +172,82 @@ impl EventSink for Sharder {
     }
 }
 
+impl Back for Sharder {
+    fn tick(&mut self, bin: Micros) {
+        self.broadcast(|| ShardMsg::Tick(bin));
+    }
+    fn dropped(&self) -> (u64, u64) {
+        (self.dropped_batches, self.dropped_events)
+    }
+}
+
 /// The capture thread's side of a running pipeline.
 pub struct CaptureSide {
-    pub decoder: Decoder,
-    pub sharder: Sharder,
-    bin_micros: i64,
-    next_tick: Option<i64>,
-    pub last_ts: Option<i64>,
-    pub first_ts: Option<i64>,
+    pub front: Front<Sharder>,
     out_tx: Sender<OutMsg>,
     output_failed: Arc<AtomicBool>,
 }
 
 impl CaptureSide {
-    pub fn frame(&mut self, ts: i64, data: &[u8], wire_len: u32) {
-        self.clock(ts);
-        self.decoder.on_frame(ts, data, wire_len, &mut self.sharder);
-    }
-
-    /// Advances packet time (a frame, or a quiet wire's clock in live mode):
-    /// entering a new bin ticks every shard.
-    pub fn clock(&mut self, ts: i64) {
-        self.first_ts.get_or_insert(ts);
-        if self.last_ts.is_none_or(|l| ts > l) {
-            self.last_ts = Some(ts);
-        }
-        let next = *self
-            .next_tick
-            .get_or_insert_with(|| (ts.div_euclid(self.bin_micros) + 1) * self.bin_micros);
-        if ts >= next {
-            let bin = ts.div_euclid(self.bin_micros) * self.bin_micros;
-            self.sharder.broadcast(|| ShardMsg::Tick(bin));
-            self.decoder.expire(ts);
-            self.next_tick = Some(bin + self.bin_micros);
-        }
-    }
-
-    pub fn set_link(&mut self, link: LinkType) {
-        self.decoder.set_link(link);
-    }
-
     /// True once the output can no longer be written (e.g. a closed pipe).
     pub fn output_failed(&self) -> bool {
         self.output_failed.load(Ordering::Relaxed)
     }
 
-    /// Queues a health line; the writer runs on the output thread with the
-    /// shards' latest numbers.
-    /// Queues a writer swap (log rotation) in line order: nothing lost or
-    /// written twice.
-    pub fn reopen_output(&self, w: Box<dyn std::io::Write + Send>) {
-        let _ = self.out_tx.send(OutMsg::Reopen(w));
+    /// The flag behind [`Self::output_failed`], for a loop that borrows the front.
+    pub fn failed_flag(&self) -> Arc<AtomicBool> {
+        self.output_failed.clone()
     }
 
-    pub fn health(
-        &self,
-        write: impl Fn(&mut Output, &PipelineHealth) -> std::io::Result<()> + Send + 'static,
-    ) {
-        let _ = self.out_tx.send(OutMsg::Health(Box::new(write)));
+    /// A handle that queues lines for the output thread while the front is borrowed.
+    pub fn health_sender(&self) -> HealthSender {
+        HealthSender(self.out_tx.clone())
+    }
+
+    pub fn health(&self, snaps: Vec<CaptureSnapshot>) {
+        let _ = self.out_tx.send(OutMsg::Health(snaps));
+    }
+}
+
+/// Queues capture_stats lines and writer swaps on the output thread, in line order.
+#[derive(Clone)]
+pub struct HealthSender(Sender<OutMsg>);
+
+impl HealthSender {
+    /// capture_stats lines, written with the shards' latest numbers.
+    pub fn health(&self, snaps: Vec<CaptureSnapshot>) {
+        let _ = self.0.send(OutMsg::Health(snaps));
+    }
+
+    /// A writer swap (log rotation): nothing lost or written twice.
+    pub fn reopen_output(&self, w: Box<dyn std::io::Write + Send>) {
+        let _ = self.0.send(OutMsg::Reopen(w));
     }
 }
 
 pub struct Running {
     pub capture: CaptureSide,
     shards: Vec<JoinHandle<()>>,
-    output: JoinHandle<(Output, std::io::Result<()>)>,
+    output: JoinHandle<(Box<dyn Sink>, std::io::Result<()>)>,
 }
 
 /// Starts shard and output threads; the caller drives `capture`.
-pub fn start(cfg: PipelineConfig, output: Output) -> Running {
+pub fn start(cfg: PipelineConfig, output: Box<dyn Sink>) -> Running {
     let workers = cfg.workers.max(1);
     let (out_tx, out_rx) = unbounded::<OutMsg>();
     let (pool_tx, pool_rx) = bounded::<Batch>(workers * cfg.channel_batches + workers);
     let mut senders = Vec::new();
     let mut shards = Vec::new();
-    let mut classify = cfg.classify.clone();
-    classify.max_clients = (classify.max_clients / workers).max(1);
-    classify.max_pending = (classify.max_pending / workers).max(2);
     for i in 0..workers {
         let (tx, rx) = bounded::<ShardMsg>(cfg.channel_batches.max(1));
         senders.push(tx);
         let out = out_tx.clone();
         let pool = pool_tx.clone();
-        let shard_cfg = classify.clone();
+        let stage = Stage::new(&cfg.engine, workers);
         shards.push(
             std::thread::Builder::new()
                 .name(format!("mxwatch-shard-{i}"))
-                .spawn(move || shard_loop(i, Shard::new(shard_cfg), rx, out, pool))
+                .spawn(move || shard_loop(i, stage, rx, out, pool))
                 .expect("spawn shard thread"),
         );
     }
@@ -291,24 +257,20 @@ pub fn start(cfg: PipelineConfig, output: Output) -> Running {
         .name("mxwatch-output".into())
         .spawn(move || output_loop(output, out_rx, workers, failed))
         .expect("spawn output thread");
+    let sharder = Sharder {
+        senders,
+        batches: (0..workers)
+            .map(|_| Batch::with_capacity(cfg.batch_events))
+            .collect(),
+        pool: pool_rx,
+        batch_events: cfg.batch_events.max(1),
+        lossless: cfg.lossless,
+        dropped_batches: 0,
+        dropped_events: 0,
+        drop_log: DropLog::default(),
+    };
     let capture = CaptureSide {
-        decoder: Decoder::new(LinkType::Ethernet, cfg.decode.clone()),
-        sharder: Sharder {
-            senders,
-            batches: (0..workers)
-                .map(|_| Batch::with_capacity(cfg.batch_events))
-                .collect(),
-            pool: pool_rx,
-            batch_events: cfg.batch_events.max(1),
-            lossless: cfg.lossless,
-            dropped_batches: 0,
-            dropped_events: 0,
-            drop_log: DropLog::default(),
-        },
-        bin_micros: cfg.classify.bin_micros,
-        next_tick: None,
-        last_ts: None,
-        first_ts: None,
+        front: Front::new(sharder, cfg.engine.classify.bins, cfg.engine.decode.clone()),
         out_tx,
         output_failed,
     };
@@ -320,17 +282,19 @@ pub fn start(cfg: PipelineConfig, output: Output) -> Running {
 }
 
 impl Running {
-    /// Flushes every bin and alert, then runs `final_health` on the output
-    /// thread after the shards are done; returns the output and any write error.
+    /// Flushes every bin and alert, then writes the final capture_stats
+    /// lines (`snaps` of the capture side at its end) once the shards are
+    /// done; returns the sink and any write error.
     pub fn finish(
         mut self,
-        final_health: impl Fn(&mut Output, &PipelineHealth) -> std::io::Result<()> + Send + 'static,
-    ) -> (Output, std::io::Result<()>) {
-        self.capture.sharder.broadcast(|| ShardMsg::Finish);
+        final_health: impl FnOnce(&mut CaptureSide) -> Vec<CaptureSnapshot>,
+    ) -> (Box<dyn Sink>, std::io::Result<()>) {
+        self.capture.front.back.broadcast(|| ShardMsg::Finish);
         for s in self.shards.drain(..) {
             let _ = s.join();
         }
-        self.capture.health(final_health);
+        let snaps = final_health(&mut self.capture);
+        self.capture.health(snaps);
         drop(self.capture);
         self.output.join().expect("output thread")
     }
@@ -338,54 +302,53 @@ impl Running {
 
 fn shard_loop(
     id: usize,
-    mut shard: Shard,
+    mut stage: Stage,
     rx: Receiver<ShardMsg>,
     out: Sender<OutMsg>,
     pool: Sender<Batch>,
 ) {
-    let mut reports = Vec::new();
     for msg in rx {
         match msg {
             ShardMsg::Batch(mut b) => {
-                shard.on_batch(&b, &mut reports);
+                stage.on_batch(&b);
                 b.clear();
                 let _ = pool.try_send(b);
             }
             ShardMsg::Tick(t) => {
-                shard.tick(t, &mut reports);
-                let _ = out.send(OutMsg::Reports {
+                stage.tick(t);
+                let _ = out.send(OutMsg::Closed {
                     shard: id,
-                    reports: std::mem::take(&mut reports),
+                    closed: stage.take(),
                 });
             }
             ShardMsg::Finish => {
-                shard.finish(&mut reports);
-                let _ = out.send(OutMsg::Reports {
+                stage.finish();
+                let _ = out.send(OutMsg::Closed {
                     shard: id,
-                    reports: std::mem::take(&mut reports),
+                    closed: stage.take(),
                 });
                 break;
             }
         }
     }
-    let _ = out.send(OutMsg::Done {
-        stats: shard.stats(),
-        clients: shard.clients(),
-    });
+    let _ = out.send(OutMsg::Done(ClassifierHealth {
+        shards: stage.stats(),
+        clients_tracked: stage.clients(),
+    }));
 }
 
 fn output_loop(
-    mut output: Output,
+    mut output: Box<dyn Sink>,
     rx: Receiver<OutMsg>,
     workers: usize,
     failed: Arc<AtomicBool>,
-) -> (Output, std::io::Result<()>) {
+) -> (Box<dyn Sink>, std::io::Result<()>) {
     let mut result = Ok(());
     // Each shard's answers to ticks, oldest first; a tick is written once
     // every shard has answered it.
-    let mut pending: Vec<std::collections::VecDeque<Vec<BinReport>>> =
+    let mut pending: Vec<std::collections::VecDeque<Vec<Closed>>> =
         vec![Default::default(); workers];
-    let mut health = PipelineHealth::default();
+    let mut health = ClassifierHealth::default();
     let record = |r: std::io::Result<()>, result: &mut std::io::Result<()>| {
         if let Err(e) = r {
             failed.store(true, Ordering::Relaxed);
@@ -396,28 +359,33 @@ fn output_loop(
     };
     for msg in rx {
         match msg {
-            OutMsg::Reports { shard, reports } => {
-                pending[shard].push_back(reports);
+            OutMsg::Closed { shard, closed } => {
+                pending[shard].push_back(closed);
                 while pending.iter().all(|p| !p.is_empty()) {
-                    let tick: Vec<Vec<BinReport>> =
-                        pending.iter_mut().filter_map(|p| p.pop_front()).collect();
+                    let tick: Vec<Closed> = pending
+                        .iter_mut()
+                        .filter_map(|p| p.pop_front())
+                        .flatten()
+                        .collect();
                     if result.is_ok() {
-                        let r = write_tick(&mut output, tick);
+                        let r = merge(tick)
+                            .iter()
+                            .try_for_each(|c| output.bin_lines(&c.bin, &c.alerts));
                         record(r, &mut result);
                     }
                 }
             }
-            OutMsg::Done { stats, clients } => {
-                health.shards.add(&stats);
-                health.clients_tracked += clients;
-            }
+            OutMsg::Done(h) => health.add(&h),
             OutMsg::Reopen(w) => {
                 let r = output.reopen(w);
                 record(r, &mut result);
             }
-            OutMsg::Health(f) => {
+            OutMsg::Health(snaps) => {
                 if result.is_ok() {
-                    let r = f(&mut output, &health).and_then(|_| output.flush());
+                    let r = snaps
+                        .iter()
+                        .try_for_each(|s| output.capture_stats(s, &health))
+                        .and_then(|_| output.flush());
                     record(r, &mut result);
                 }
             }
@@ -428,28 +396,4 @@ fn output_loop(
         record(r, &mut result);
     }
     (output, result)
-}
-
-fn write_tick(output: &mut Output, tick: Vec<Vec<BinReport>>) -> std::io::Result<()> {
-    let mut bins: std::collections::BTreeMap<i64, BinReport> = std::collections::BTreeMap::new();
-    for r in tick.into_iter().flatten() {
-        match bins.get_mut(&r.start) {
-            Some(b) => {
-                b.clients.extend(r.clients);
-                b.alerts.extend(r.alerts);
-            }
-            None => {
-                bins.insert(r.start, r);
-            }
-        }
-    }
-    for (_, mut b) in bins {
-        b.alerts.sort_by(alert_order);
-        output.write_bin(b.start, b.end, b.clients, &b.alerts)?;
-    }
-    Ok(())
-}
-
-fn alert_order(a: &Alert, b: &Alert) -> std::cmp::Ordering {
-    (a.ts, a.ip, a.rule, a.phase).cmp(&(b.ts, b.ip, b.rule, b.phase))
 }

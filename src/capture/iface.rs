@@ -92,6 +92,16 @@ impl FrameBatch {
         self.frames.clear();
     }
 
+    /// Frame `i` of the batch (`i < len()`).
+    pub fn frame(&self, i: usize) -> Frame<'_> {
+        let f = &self.frames[i];
+        Frame {
+            ts: f.ts,
+            wire_len: f.wire_len,
+            data: &self.data[f.start..f.start + f.len],
+        }
+    }
+
     pub fn frames(&self) -> impl Iterator<Item = Frame<'_>> {
         self.frames.iter().map(|f| Frame {
             ts: f.ts,

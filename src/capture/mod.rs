@@ -7,7 +7,7 @@
 
 pub mod daemon;
 pub mod iface;
-pub mod live;
+pub mod source;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -83,6 +83,7 @@ pub struct FileSource {
     path: PathBuf,
     cap: pcap::Capture<pcap::Offline>,
     packets: u64,
+    at_end: bool,
 }
 
 impl FileSource {
@@ -101,7 +102,13 @@ impl FileSource {
             path: path.to_owned(),
             cap,
             packets: 0,
+            at_end: false,
         })
+    }
+
+    /// True once `next_frame` has said the file ended.
+    pub fn at_end(&self) -> bool {
+        self.at_end
     }
 
     pub fn link_type(&self) -> LinkType {
@@ -124,7 +131,10 @@ impl FileSource {
                     data: p.data,
                 }))
             }
-            Err(pcap::Error::NoMorePackets) => Ok(None),
+            Err(pcap::Error::NoMorePackets) => {
+                self.at_end = true;
+                Ok(None)
+            }
             Err(e) => Err(CaptureError::Read {
                 path: self.path.clone(),
                 packets: self.packets,

@@ -1,8 +1,10 @@
-//! Classifier shard: events -> per-client counters per time bin.
+//! Classifier: events -> per-client counters per time bin.
 //!
-//! Input: batches of events for the clients hashed to this shard, and ticks
-//! (packet time) that close bins. Output: one [`BinReport`] per closed bin with
-//! every active client's counters and the detections the bin produced.
+//! Input: batches of events (for the clients of one shard when threaded) and
+//! ticks (packet time) that close bins. Output: one [`ClosedBin`] per closed
+//! bin with every tracked client's counters, handed to a [`Downstream`] (the
+//! engine's detector and output) the moment it closes. Knows nothing of
+//! detection: the downstream only tells it which clients must not be evicted.
 //! Invariants: a client is in exactly one shard, so its counters do not depend
 //! on the number of shards; the client table and the pending-query table are
 //! capped, and what they turn away or evict is counted in [`ShardStats`].
@@ -14,10 +16,10 @@ pub mod pending;
 use crate::FastMap;
 use std::net::IpAddr;
 
-use crate::detect::{Alert, ClientOverride, Detector, DetectorConfig};
 use crate::dns::{self, DnsError, QtypeBucket, RcodeBucket};
 use crate::event::{Batch, Event, RawDns};
 use crate::smtp::{SmtpCommand, SmtpCommandKind, SmtpEvent, SmtpEventKind};
+use crate::time::Bins;
 
 pub use counters::{ClientBin, DnsCounts, SUB_BINS, SmtpCounts};
 use names::DomainLearner;
@@ -25,15 +27,16 @@ use pending::{Pending, QueryKey};
 
 #[derive(Debug, Clone)]
 pub struct ClassifyConfig {
-    pub bin_micros: i64,
+    pub bins: Bins,
     /// Clients tracked by this shard (the configured total divided by shards).
     pub max_clients: usize,
     /// Queries waiting for a response in this shard.
     pub max_pending: usize,
     /// Configured search domains (lower case, no trailing dot); empty = learn.
     pub local_domains: Vec<String>,
-    pub detect: DetectorConfig,
-    pub overrides: Vec<ClientOverride>,
+    /// Empty bins still worth closing one by one after a silence (what the
+    /// downstream's windows can use); beyond them the clock jumps.
+    pub idle_bins_closed: usize,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -74,12 +77,30 @@ pub struct ClientRecord {
     pub local_domain: Option<Box<str>>,
 }
 
-#[derive(Debug, Clone)]
-pub struct BinReport {
+/// A closed bin: every tracked client, sorted by address, idle ones included
+/// (with an empty [`ClientBin`]), so that a detector sees quiet bins too.
+#[derive(Debug, Clone, Default)]
+pub struct ClosedBin {
     pub start: i64,
     pub end: i64,
     pub clients: Vec<ClientRecord>,
-    pub alerts: Vec<Alert>,
+}
+
+impl ClosedBin {
+    /// Clients that did something in this bin.
+    pub fn active(&self) -> impl Iterator<Item = &ClientRecord> {
+        self.clients.iter().filter(|c| !c.bin.is_empty())
+    }
+}
+
+/// Where closed bins go (the engine: detection, then output).
+pub trait Downstream {
+    /// A bin closed.
+    fn closed(&mut self, bin: ClosedBin);
+    /// The client must stay in the table (e.g. it has an incident open).
+    fn keep(&self, ip: &IpAddr) -> bool;
+    /// The client left the table (its state downstream can go too).
+    fn evicted(&mut self, ip: &IpAddr);
 }
 
 #[derive(Debug)]
@@ -89,21 +110,19 @@ struct Client {
     last_active_bin: i64,
 }
 
-pub struct Shard {
+pub struct Classifier {
     cfg: ClassifyConfig,
     clients: FastMap<IpAddr, Client>,
     pending: Pending,
     bin_start: Option<i64>,
     name: Vec<u8>,
-    detector: Detector,
     stats: ShardStats,
 }
 
-impl Shard {
+impl Classifier {
     pub fn new(cfg: ClassifyConfig) -> Self {
-        Shard {
+        Classifier {
             pending: Pending::new(cfg.max_pending),
-            detector: Detector::new(cfg.detect.clone(), cfg.overrides.clone()),
             cfg,
             clients: FastMap::default(),
             bin_start: None,
@@ -122,13 +141,8 @@ impl Shard {
         self.clients.len()
     }
 
-    pub fn bin_of(&self, ts: i64) -> i64 {
-        ts.div_euclid(self.cfg.bin_micros) * self.cfg.bin_micros
-    }
-
-    /// Feeds a batch; closed bins (when an event is past the current bin) are
-    /// appended to `out`.
-    pub fn on_batch(&mut self, batch: &Batch, out: &mut Vec<BinReport>) {
+    /// Feeds a batch; bins close (to `out`) when an event is past the current bin.
+    pub fn on_batch(&mut self, batch: &Batch, out: &mut impl Downstream) {
         for ev in &batch.events {
             match ev {
                 Event::Dns(d) => {
@@ -144,8 +158,8 @@ impl Shard {
     }
 
     /// Closes every bin that ends at or before `now`.
-    pub fn tick(&mut self, now: i64, out: &mut Vec<BinReport>) {
-        let target = self.bin_of(now);
+    pub fn tick(&mut self, now: i64, out: &mut impl Downstream) {
+        let target = self.cfg.bins.start_of(now);
         match self.bin_start {
             None => self.bin_start = Some(target),
             Some(start) if target > start => self.close_until(target, out),
@@ -153,44 +167,44 @@ impl Shard {
         }
     }
 
-    /// End of input: every waiting query is unanswered, the open bin closes,
-    /// and every active alert ends.
-    pub fn finish(&mut self, out: &mut Vec<BinReport>) {
-        let Some(start) = self.bin_start else { return };
+    /// End of input: every waiting query is unanswered and the open bin
+    /// closes. Returns the end of the last bin, if any was open.
+    pub fn finish(&mut self, out: &mut impl Downstream) -> Option<i64> {
+        let start = self.bin_start?;
         let clients = &mut self.clients;
         self.pending.drain(|c| {
             if let Some(cl) = clients.get_mut(&c) {
                 cl.bin.dns.unanswered += 1;
             }
         });
-        self.close_until(start + self.cfg.bin_micros, out);
-        if let Some(last) = out.last_mut() {
-            last.alerts
-                .extend(self.detector.finish(start + self.cfg.bin_micros));
-        }
+        let end = start + self.cfg.bins.micros;
+        self.close_until(end, out);
+        Some(end)
     }
 
-    fn advance(&mut self, ts: i64, out: &mut Vec<BinReport>) {
+    fn advance(&mut self, ts: i64, out: &mut impl Downstream) {
         match self.bin_start {
-            None => self.bin_start = Some(self.bin_of(ts)),
-            Some(start) if ts >= start + self.cfg.bin_micros => {
-                self.close_until(self.bin_of(ts), out)
+            None => self.bin_start = Some(self.cfg.bins.start_of(ts)),
+            Some(start) if ts >= start + self.cfg.bins.micros => {
+                self.close_until(self.cfg.bins.start_of(ts), out)
             }
             Some(start) if ts < start => self.stats.out_of_order_events += 1,
             Some(_) => {}
         }
     }
 
-    fn close_until(&mut self, target: i64, out: &mut Vec<BinReport>) {
+    fn close_until(&mut self, target: i64, out: &mut impl Downstream) {
         while let Some(start) = self.bin_start {
             if start >= target {
                 break;
             }
-            let end = start + self.cfg.bin_micros;
-            out.push(self.close_bin(start, end));
+            let end = start + self.cfg.bins.micros;
+            let bin = self.close_bin(start, end);
+            out.closed(bin);
+            self.evict_idle(out);
             // After a long silence, jump instead of closing empty bins one by one
-            // beyond what the detector's window can use.
-            let skip_to = target - self.cfg.bin_micros * self.detector.useful_empty_bins() as i64;
+            // beyond what the downstream's windows can use.
+            let skip_to = target - self.cfg.bins.micros * self.cfg.idle_bins_closed as i64;
             self.bin_start = Some(
                 if end < skip_to && self.clients.values().all(|c| c.bin.is_empty()) {
                     skip_to
@@ -201,7 +215,7 @@ impl Shard {
         }
     }
 
-    fn close_bin(&mut self, start: i64, end: i64) -> BinReport {
+    fn close_bin(&mut self, start: i64, end: i64) -> ClosedBin {
         let clients = &mut self.clients;
         self.pending.rotate(&mut |c| {
             if let Some(cl) = clients.get_mut(&c) {
@@ -210,11 +224,10 @@ impl Shard {
         });
         let mut ips: Vec<IpAddr> = self.clients.keys().copied().collect();
         ips.sort();
-        let mut report = BinReport {
+        let mut closed = ClosedBin {
             start,
             end,
-            clients: Vec::new(),
-            alerts: Vec::new(),
+            clients: Vec::with_capacity(ips.len()),
         };
         for ip in ips {
             let c = self.clients.get_mut(&ip).expect("listed client");
@@ -225,26 +238,21 @@ impl Shard {
                 .first()
                 .map(|d| d.as_str().into())
                 .or(c.learner.learned.clone());
-            report.alerts.extend(
-                self.detector
-                    .on_bin(ip, start, end, &c.bin, local.as_deref()),
-            );
             if !c.bin.is_empty() {
                 c.last_active_bin = start;
-                report.clients.push(ClientRecord {
-                    ip,
-                    bin: std::mem::take(&mut c.bin),
-                    local_domain: local,
-                });
             }
+            closed.clients.push(ClientRecord {
+                ip,
+                bin: std::mem::take(&mut c.bin),
+                local_domain: local,
+            });
         }
-        self.evict_idle();
-        report
+        closed
     }
 
     /// Keeps the client table under its cap: when above 90 %, the clients
-    /// idle longest (and not in an alert) go, down to 80 %.
-    fn evict_idle(&mut self) {
+    /// idle longest (and not kept by the downstream) go, down to 80 %.
+    fn evict_idle(&mut self, down: &mut impl Downstream) {
         let cap = self.cfg.max_clients;
         if self.clients.len() * 10 <= cap * 9 {
             return;
@@ -252,14 +260,14 @@ impl Shard {
         let mut idle: Vec<(i64, IpAddr)> = self
             .clients
             .iter()
-            .filter(|(ip, _)| !self.detector.is_alerting(ip))
+            .filter(|(ip, _)| !down.keep(ip))
             .map(|(ip, c)| (c.last_active_bin, *ip))
             .collect();
         idle.sort();
         let excess = self.clients.len().saturating_sub(cap * 8 / 10);
         for (_, ip) in idle.into_iter().take(excess) {
             self.clients.remove(&ip);
-            self.detector.forget(&ip);
+            down.evicted(&ip);
             self.stats.clients_evicted += 1;
         }
     }
@@ -270,8 +278,8 @@ impl Shard {
 
     fn sub_bin(&self, ts: i64) -> usize {
         let start = self.bin_start.unwrap_or(ts);
-        let off = (ts - start).clamp(0, self.cfg.bin_micros - 1);
-        (off * SUB_BINS as i64 / self.cfg.bin_micros) as usize
+        let off = (ts - start).clamp(0, self.cfg.bins.micros - 1);
+        (off * SUB_BINS as i64 / self.cfg.bins.micros) as usize
     }
 
     fn on_dns(&mut self, d: &RawDns, bytes: &[u8]) {

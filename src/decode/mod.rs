@@ -21,21 +21,7 @@ use crate::smtp::{SmtpEvent, SmtpLimits, SmtpTracker};
 use link::{Decoded, Layer, LinkType, Skip, Transport};
 use tcp_dns::TcpDnsReassembler;
 
-/// One TCP segment as seen on the wire, borrowed from the packet buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TcpSegment<'a> {
-    pub src: IpAddr,
-    pub dst: IpAddr,
-    pub src_port: u16,
-    pub dst_port: u16,
-    pub seq: u32,
-    pub ack: u32,
-    pub syn: bool,
-    pub ack_flag: bool,
-    pub fin: bool,
-    pub rst: bool,
-    pub payload: &'a [u8],
-}
+pub use crate::packet::TcpSegment;
 
 pub const DNS_PORT: u16 = 53;
 pub const SMTP_PORT: u16 = 25;

@@ -3,31 +3,46 @@
 //! paper's "unresolved FQDNs", rising with the total, R² 0.999), or, without
 //! a search domain, a high NXDOMAIN share.
 
-use super::config::DetectorConfig;
-use super::rule::{Finding, Rule};
-use super::window::Totals;
+use super::rule::{Family, Finding, Rule, RuleInfo, Signal, Window};
 
-pub fn evaluate(t: &Totals, cfg: &DetectorConfig) -> Option<Finding> {
-    let unresolved =
-        t.unresolved_share() >= cfg.unresolved_share_min && t.unresolved >= cfg.unresolved_min;
-    let nxdomain = t.responses > 0 && t.nxdomain_share() >= cfg.nxdomain_share_min;
-    if !(unresolved || nxdomain) {
-        return None;
+pub static INFO: RuleInfo = RuleInfo {
+    name: "backscatter",
+    id: "MXW-1002",
+    severity: 70,
+    family: Family::Dns,
+};
+
+#[derive(Debug)]
+pub struct Backscatter;
+
+impl Rule for Backscatter {
+    fn info(&self) -> &'static RuleInfo {
+        &INFO
     }
-    let why = if unresolved {
-        format!(
-            "{} queries ({:.0}%) are qualified names with the local search domain appended",
-            t.unresolved,
-            t.unresolved_share() * 100.0
-        )
-    } else {
-        format!("{:.0}% of answers are NXDOMAIN", t.nxdomain_share() * 100.0)
-    };
-    Some(Finding {
-        rule: Rule::Backscatter,
-        reason: format!(
-            "Query burst of {:.1} q/s where {why}: the mail server is checking forged senders of a bounce flood.",
-            t.qps()
-        ),
-    })
+
+    fn evaluate(&self, w: &Window<'_>) -> Option<Finding> {
+        let (t, cfg) = (w.totals, w.cfg);
+        let unresolved = t.unresolved_share() >= cfg.unresolved_share_min
+            && t.dns.unresolved_fqdn >= cfg.unresolved_min;
+        let nxdomain = t.dns.responses > 0 && t.nxdomain_share() >= cfg.nxdomain_share_min;
+        let signal = if unresolved {
+            Signal::Unresolved {
+                qps: t.qps(),
+                count: t.dns.unresolved_fqdn,
+                share: t.unresolved_share(),
+            }
+        } else if nxdomain {
+            Signal::NxDomain {
+                qps: t.qps(),
+                share: t.nxdomain_share(),
+            }
+        } else {
+            return None;
+        };
+        Some(Finding {
+            rule: &INFO,
+            rank: 1,
+            signal,
+        })
+    }
 }

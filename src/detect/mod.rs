@@ -1,22 +1,22 @@
-//! Detection: per-client windows of bins -> alerts with a lifecycle.
+//! Detection: closed bins -> alerts with a lifecycle.
 //!
-//! Input: each client's closed bins, in time order (the shard calls
-//! [`Detector::on_bin`] for every tracked client at every bin close, idle or
-//! not). Output: [`Alert`]s. Rules are pure functions (one file each) over a
-//! run of bins and the client's [`Baselines`]; this module owns the state:
-//! the recent bins, the baselines (learnt only in quiet bins, frozen during an
-//! alert) and the active incidents. An incident is `start` once, `info` at
-//! most every `update_interval_secs`, `end` after `end_after_quiet_bins` quiet
-//! bins (or at the end of the input).
+//! Input: [`ClosedBin`]s in time order (every tracked client, idle or not),
+//! from the classifier or from stored bins. Output: [`Alert`]s, plain values
+//! (`output` writes them). Rules are one file each behind the [`Rule`] trait,
+//! registered in [`rules`]; this module owns the state: each client's recent
+//! bins, its baselines (learnt only in quiet bins, frozen during an incident)
+//! and its open incidents. An incident is `start` once, `info` at most every
+//! `update_interval_secs`, `end` after `end_after_quiet_bins` quiet bins (or
+//! at the end of the input).
 //!
-//! Families: the DNS rules (`spam_relay`, `backscatter`, `dns_query_flood`)
-//! share one incident per client (the most specific explanation wins at its
-//! start); each SMTP rule has its own. Alerts of one client name each other
-//! in `mxwatch.evidence.related_alerts`.
+//! Families: the DNS rules share one incident per client (the most specific
+//! finding names it at its start); every other rule has its own. Alerts of
+//! one client name each other in the evidence's `related_alerts`.
 
 pub mod backscatter;
 pub mod config;
 pub mod dns_query_flood;
+pub mod evidence;
 pub mod rule;
 pub mod smtp_alpha;
 pub mod smtp_outbound_flood;
@@ -31,13 +31,25 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::classify::ClientBin;
-use crate::output::schema::{Event, Ip, Observer, SCHEMA_VERSION};
-use crate::output::time::rfc3339_micros;
+use crate::classify::{ClientBin, ClosedBin};
 
 pub use config::{DetectorConfig, SmtpRulesConfig};
-pub use rule::{Evidence, Finding, Rule};
+pub use evidence::Evidence;
+pub use rule::{Family, Finding, Rule, RuleInfo, Signal, Window};
 use window::{Baselines, BinSummary, Quiet, Totals};
+
+/// Every rule, in the order their lines are written within a bin. Adding a
+/// rule: one file beside these, one line here.
+pub fn rules() -> Vec<Box<dyn Rule>> {
+    vec![
+        Box::new(spam_relay::SpamRelay),
+        Box::new(backscatter::Backscatter),
+        Box::new(dns_query_flood::DnsQueryFlood),
+        Box::new(smtp_alpha::SmtpAlpha),
+        Box::new(smtp_user_unknown_flood::SmtpUserUnknownFlood),
+        Box::new(smtp_outbound_flood::SmtpOutboundFlood),
+    ]
+}
 
 /// Bins of an incident kept for its evidence.
 const EVIDENCE_BINS: usize = 10;
@@ -63,14 +75,17 @@ pub enum Phase {
     End,
 }
 
-impl Phase {
-    fn name(self) -> &'static str {
-        match self {
-            Phase::Start => "start",
-            Phase::Info => "info",
-            Phase::End => "end",
-        }
-    }
+/// Why an alert line is written: the numbers its sentence is made of.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Why {
+    /// The rule holds on the incident's bins.
+    Holds(Signal),
+    /// The incident is open but its rule no longer holds on these bins.
+    Continues { qps: f64 },
+    /// Ended after enough quiet bins.
+    Ended { quiet_since: i64 },
+    /// Ended because the input ended.
+    EndOfInput { quiet_since: i64 },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -78,76 +93,26 @@ pub struct Alert {
     /// When the alert was decided: the end of the bin (packet time).
     pub ts: i64,
     pub phase: Phase,
-    pub rule: Rule,
+    pub rule: &'static RuleInfo,
     pub alert_id: String,
     pub ip: IpAddr,
     pub server: Option<IpAddr>,
     pub start: i64,
     pub end: i64,
-    pub reason: String,
+    pub why: Why,
     pub evidence: Evidence,
 }
 
-#[derive(Debug, Serialize)]
-struct AlertLine<'a> {
-    #[serde(rename = "@timestamp")]
-    timestamp: String,
-    event: Event<'a>,
-    observer: &'a Observer<'a>,
-    rule: RuleOut,
-    source: Ip,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    destination: Option<Ip>,
-    mxwatch: AlertBody<'a>,
-}
-
-#[derive(Debug, Serialize)]
-struct RuleOut {
-    name: &'static str,
-    id: &'static str,
-}
-
-#[derive(Debug, Serialize)]
-struct AlertBody<'a> {
-    schema_version: &'static str,
-    alert_id: &'a str,
-    evidence: &'a Evidence,
-}
-
 impl Alert {
-    pub fn to_line<'a>(&'a self, observer: &'a Observer<'a>) -> impl Serialize + 'a {
-        AlertLine {
-            timestamp: rfc3339_micros(self.ts),
-            event: Event {
-                kind: "alert",
-                dataset: "mxwatch.detection",
-                kind_of: Some([self.phase.name()]),
-                start: rfc3339_micros(self.start),
-                end: rfc3339_micros(self.end),
-                severity: Some(self.rule.severity()),
-                reason: Some(&self.reason),
-            },
-            observer,
-            rule: RuleOut {
-                name: self.rule.name(),
-                id: self.rule.id(),
-            },
-            source: Ip {
-                ip: self.ip.to_string(),
-            },
-            destination: self.server.map(|s| Ip { ip: s.to_string() }),
-            mxwatch: AlertBody {
-                schema_version: SCHEMA_VERSION,
-                alert_id: &self.alert_id,
-                evidence: &self.evidence,
-            },
-        }
+    /// The order of lines within a bin (deterministic whatever the sharding).
+    pub fn order(a: &Alert, b: &Alert) -> std::cmp::Ordering {
+        (a.ts, a.ip, a.rule.id, a.phase).cmp(&(b.ts, b.ip, b.rule.id, b.phase))
     }
 }
 
 #[derive(Debug, Clone)]
 struct Active {
-    rule: Rule,
+    rule: &'static RuleInfo,
     id: String,
     start: i64,
     last_update: i64,
@@ -156,30 +121,47 @@ struct Active {
     bins: VecDeque<BinSummary>,
 }
 
-/// Incident slots per client.
-const DNS: usize = 0;
-const ALPHA: usize = 1;
-const USER_UNKNOWN: usize = 2;
-const OUTBOUND: usize = 3;
-
 #[derive(Debug, Default)]
 struct ClientState {
     recent: VecDeque<BinSummary>,
     base: Baselines,
-    slots: [Option<Active>; 4],
+    /// One slot per incident kind: the DNS family, then each other rule.
+    slots: Vec<Option<Active>>,
     server: Option<IpAddr>,
+}
+
+impl ClientState {
+    fn open(&self, rule: &'static RuleInfo) -> bool {
+        self.slots
+            .iter()
+            .flatten()
+            .any(|a| std::ptr::eq(a.rule, rule))
+    }
 }
 
 #[derive(Debug)]
 pub struct Detector {
     cfg: DetectorConfig,
+    rules: Vec<Box<dyn Rule>>,
+    /// Rules of the DNS family (indices into `rules`), and of the others.
+    dns_rules: Vec<usize>,
+    own_rules: Vec<usize>,
     overrides: FastMap<IpAddr, ClientOverride>,
     clients: FastMap<IpAddr, ClientState>,
 }
 
 impl Detector {
     pub fn new(cfg: DetectorConfig, overrides: Vec<ClientOverride>) -> Self {
+        let rules = rules();
+        let of = |f: Family| -> Vec<usize> {
+            (0..rules.len())
+                .filter(|&i| rules[i].info().family == f)
+                .collect()
+        };
         Detector {
+            dns_rules: of(Family::Dns),
+            own_rules: of(Family::Own),
+            rules,
             cfg,
             overrides: overrides
                 .into_iter()
@@ -205,7 +187,16 @@ impl Detector {
         self.clients.remove(ip);
     }
 
-    pub fn on_bin(
+    /// Every client of a closed bin, in the bin's (address) order.
+    pub fn on_bin(&mut self, bin: &ClosedBin) -> Vec<Alert> {
+        let mut out = Vec::new();
+        for c in &bin.clients {
+            out.extend(self.on_client(c.ip, bin.start, bin.end, &c.bin, c.local_domain.as_deref()));
+        }
+        out
+    }
+
+    pub fn on_client(
         &mut self,
         ip: IpAddr,
         start: i64,
@@ -220,7 +211,11 @@ impl Detector {
         let floor = ov.and_then(|o| o.floor_qps).unwrap_or(self.cfg.floor_qps);
         let ratio = ov.and_then(|o| o.ratio).unwrap_or(self.cfg.ratio);
         let cfg = &self.cfg;
-        let st = self.clients.entry(ip).or_default();
+        let slots = 1 + self.own_rules.len();
+        let st = self.clients.entry(ip).or_insert_with(|| ClientState {
+            slots: vec![None; slots],
+            ..ClientState::default()
+        });
         if let Some(s) = bin.main_server() {
             st.server = Some(s);
         }
@@ -246,28 +241,27 @@ impl Detector {
             st.recent.len() >= cfg.confirm_bins && st.recent.iter().all(|b| loud(b, &st.base));
         let run: Vec<BinSummary> = st.recent.iter().cloned().collect();
         let totals = Totals::of(&run);
-        let mut out = Vec::new();
-
-        // DNS family.
-        let dns_finding = || -> Option<Finding> {
-            let relay = spam_relay::evaluate(&totals, &st.base, warm, cfg);
-            if let Some((f, true)) = relay {
-                return Some(f);
-            }
-            backscatter::evaluate(&totals, cfg)
-                .or(relay.map(|(f, _)| f))
-                .or_else(|| {
-                    dns_query_flood::evaluate(&totals, st.base.qps.max(cfg.min_baseline_qps), warm)
-                })
+        let w = Window {
+            run: &run,
+            totals: &totals,
+            base: &st.base,
+            warm,
+            cfg,
         };
-        let dns_new = if st.slots[DNS].is_none() && confirmed {
-            dns_finding()
+        let mut phases: Vec<Option<Phase>> = vec![None; slots];
+
+        // DNS family: judged while the client is loud; the most specific
+        // finding names the incident.
+        let dns_new = if st.slots[0].is_none() && confirmed {
+            self.dns_rules
+                .iter()
+                .filter_map(|&r| self.rules[r].evaluate(&w))
+                .min_by_key(|f| f.rank)
         } else {
             None
         };
-        let mut phases: [Option<Phase>; 4] = [None; 4];
-        phases[DNS] = step_slot(
-            &mut st.slots[DNS],
+        phases[0] = step_slot(
+            &mut st.slots[0],
             dns_new,
             loud_now,
             &summary,
@@ -277,66 +271,52 @@ impl Detector {
             end,
         );
 
-        // SMTP families: each rule over the run decides both start and continuation.
-        let smtp = &cfg.smtp;
-        let [alpha, uu, ob] = if st.recent.len() >= cfg.confirm_bins {
-            [
-                smtp_alpha::evaluate(&totals, smtp),
-                smtp_user_unknown_flood::evaluate(&totals, &st.base, smtp),
-                smtp_outbound_flood::evaluate(&totals, &st.base, smtp),
-            ]
-        } else {
-            [None, None, None]
-        };
-        let holds = [alpha.is_some(), uu.is_some(), ob.is_some()];
-        for (slot, f) in [(ALPHA, alpha), (USER_UNKNOWN, uu), (OUTBOUND, ob)] {
-            let holds_now = f.is_some();
-            let new = if st.slots[slot].is_none() { f } else { None };
-            // The incident starts at the first bin of the run that shows the signal.
-            let signal = |b: &BinSummary| match slot {
-                ALPHA => b.connections > 0,
-                USER_UNKNOWN => b.user_unknown > 0,
-                _ => b.outbound > 0,
+        // Other rules: each decides both its start and its continuation.
+        let mut held: Vec<&'static RuleInfo> = Vec::new();
+        for (k, &r) in self.own_rules.iter().enumerate() {
+            let rule = &self.rules[r];
+            let f = if st.recent.len() >= cfg.confirm_bins {
+                rule.evaluate(&w)
+            } else {
+                None
             };
-            let from = run.iter().position(signal).unwrap_or(0);
-            phases[slot] = step_slot(
-                &mut st.slots[slot],
-                new,
-                holds_now,
-                &summary,
-                &run[from..],
-                cfg,
-                ip,
-                end,
-            );
+            if f.is_some() {
+                held.push(rule.info());
+            }
+            let holds_now = f.is_some();
+            let slot = &mut st.slots[1 + k];
+            let new = if slot.is_none() { f } else { None };
+            // The incident starts at the first bin of the run that shows the signal.
+            let from = rule.onset(&run);
+            phases[1 + k] = step_slot(slot, new, holds_now, &summary, &run[from..], cfg, ip, end);
         }
 
         // Baselines learn from quiet bins outside incidents; during warm-up
         // "quiet" cannot be judged yet, so every bin outside an incident counts.
-        st.base.learn(
-            &summary,
-            Quiet {
-                dns: st.slots[DNS].is_none() && (!loud_now || !warm),
-                user_unknown: st.slots[USER_UNKNOWN].is_none() && !holds[1],
-                outbound: st.slots[OUTBOUND].is_none() && !holds[2],
-            },
-            cfg,
-        );
+        let quiet_for =
+            |r: &'static RuleInfo| !st.open(r) && !held.iter().any(|h| std::ptr::eq(*h, r));
+        let quiet = Quiet {
+            dns: st.slots[0].is_none() && (!loud_now || !warm),
+            user_unknown: quiet_for(&smtp_user_unknown_flood::INFO),
+            outbound: quiet_for(&smtp_outbound_flood::INFO),
+        };
+        st.base.learn(&summary, quiet, cfg);
 
         // Emit what the slots decided, with evidence and cross references;
         // an incident quiet for long enough ends (lines of a bin are sorted
         // on output, so the order here does not matter).
         let quiet_end = cfg.end_after_quiet_bins.max(1);
         let ctx = AlertCtx::new(ip, st, end, cfg, warm, local);
-        for (slot, phase) in phases.iter().enumerate() {
-            let Some(a) = &st.slots[slot] else { continue };
+        let mut out = Vec::new();
+        for (slot, phase) in st.slots.iter().zip(&phases) {
+            let Some(a) = slot else { continue };
             let phase = if a.quiet >= quiet_end {
                 Some(Phase::End)
             } else {
                 *phase
             };
             if let Some(phase) = phase {
-                out.push(ctx.alert(a, phase));
+                out.push(ctx.alert(a, phase, &self.rules));
             }
         }
         for slot in &mut st.slots {
@@ -357,11 +337,13 @@ impl Detector {
             let warm = st.base.bins >= self.cfg.warmup_bins;
             let ctx = AlertCtx::new(ip, st, end, &self.cfg, warm, None);
             for a in st.slots.iter().flatten() {
-                let mut alert = ctx.alert(a, Phase::End);
-                alert.reason = format!("{} (end of input)", alert.reason.trim_end_matches('.'));
+                let mut alert = ctx.alert(a, Phase::End, &self.rules);
+                alert.why = Why::EndOfInput {
+                    quiet_since: a.last_loud_end,
+                };
                 out.push(alert);
             }
-            st.slots = Default::default();
+            st.slots.iter_mut().for_each(|s| *s = None);
         }
         out
     }
@@ -423,7 +405,7 @@ struct AlertCtx<'a> {
     warm: bool,
     local: Option<&'a str>,
     /// Rules with an incident open for this client (before any ends).
-    open: Vec<&'static str>,
+    open: Vec<&'static RuleInfo>,
 }
 
 impl<'a> AlertCtx<'a> {
@@ -443,13 +425,13 @@ impl<'a> AlertCtx<'a> {
             cfg,
             warm,
             local,
-            open: st.slots.iter().flatten().map(|a| a.rule.name()).collect(),
+            open: st.slots.iter().flatten().map(|a| a.rule).collect(),
         }
     }
 
-    fn alert(&self, a: &Active, phase: Phase) -> Alert {
+    fn alert(&self, a: &Active, phase: Phase, rules: &[Box<dyn Rule>]) -> Alert {
         let bins: Vec<BinSummary> = a.bins.iter().cloned().collect();
-        let mut evidence = rule::evidence(
+        let mut evidence = evidence::evidence(
             &bins,
             self.base,
             self.cfg.min_baseline_qps,
@@ -459,16 +441,33 @@ impl<'a> AlertCtx<'a> {
         evidence.related_alerts = self
             .open
             .iter()
-            .filter(|n| **n != a.rule.name())
-            .map(|n| n.to_string())
+            .filter(|r| !std::ptr::eq(**r, a.rule))
+            .map(|r| r.name)
             .collect();
-        let reason = match phase {
-            Phase::End => format!(
-                "{} ended: quiet since {}.",
-                a.rule.name(),
-                rfc3339_micros(a.last_loud_end)
-            ),
-            _ => reason_for(a.rule, &Totals::of(&bins), self.base, self.cfg, self.warm),
+        let why = match phase {
+            Phase::End => Why::Ended {
+                quiet_since: a.last_loud_end,
+            },
+            _ => {
+                // The rule's own numbers on the incident's bins.
+                let w = Window {
+                    run: &bins,
+                    totals: &evidence.totals,
+                    base: self.base,
+                    warm: self.warm,
+                    cfg: self.cfg,
+                };
+                rules
+                    .iter()
+                    .find(|r| std::ptr::eq(r.info(), a.rule))
+                    .and_then(|r| r.evaluate(&w))
+                    .map_or(
+                        Why::Continues {
+                            qps: evidence.totals.qps(),
+                        },
+                        |f| Why::Holds(f.signal),
+                    )
+            }
         };
         Alert {
             ts: self.now,
@@ -483,38 +482,15 @@ impl<'a> AlertCtx<'a> {
             } else {
                 self.now
             },
-            reason,
+            why,
             evidence,
         }
     }
 }
 
-/// The rule's own sentence for the current evidence (falls back to a generic
-/// one when the rule no longer holds on these bins).
-fn reason_for(
-    rule: Rule,
-    t: &Totals,
-    base: &Baselines,
-    cfg: &DetectorConfig,
-    warm: bool,
-) -> String {
-    let f = match rule {
-        Rule::SpamRelay => spam_relay::evaluate(t, base, warm, cfg).map(|x| x.0),
-        Rule::Backscatter => backscatter::evaluate(t, cfg),
-        Rule::DnsQueryFlood => {
-            dns_query_flood::evaluate(t, base.qps.max(cfg.min_baseline_qps), true)
-        }
-        Rule::SmtpAlpha => smtp_alpha::evaluate(t, &cfg.smtp),
-        Rule::SmtpUserUnknownFlood => smtp_user_unknown_flood::evaluate(t, base, &cfg.smtp),
-        Rule::SmtpOutboundFlood => smtp_outbound_flood::evaluate(t, base, &cfg.smtp),
-    };
-    f.map(|f| f.reason)
-        .unwrap_or_else(|| format!("{} continues at {:.1} q/s.", rule.name(), t.qps()))
-}
-
 /// Deterministic incident id: the same capture gives the same ids.
-pub fn alert_id(ip: IpAddr, rule: Rule, start: i64) -> String {
-    let h = crate::classify::names::hash(&format!("{ip}|{}|{start}", rule.name()));
+pub fn alert_id(ip: IpAddr, rule: &RuleInfo, start: i64) -> String {
+    let h = crate::classify::names::hash(&format!("{ip}|{}|{start}", rule.name));
     format!("{h:016x}-{start}")
 }
 

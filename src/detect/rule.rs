@@ -1,164 +1,108 @@
-//! What a rule returns, and the evidence carried in an alert.
+//! What every rule is: a [`Rule`] (one file each, registered in
+//! [`super::rules`]) looks at a [`Window`] of one client's recent bins and
+//! baselines and returns a [`Finding`]: numbers, never prose. The sentence a
+//! person reads is made from the [`Signal`] in `output`.
 
-use std::collections::BTreeMap;
+use std::fmt;
 
-use serde::Serialize;
+use super::config::DetectorConfig;
+use super::window::{Baselines, BinSummary, Totals};
 
-use crate::dns::QtypeBucket;
-use crate::output::schema::round4;
-
-use super::window::{Baselines, BinSummary, Totals, sub_bin_r_squared};
-
-/// The rules. Names are the contract with SIEM users.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Rule {
-    SpamRelay,
-    Backscatter,
-    DnsQueryFlood,
-    SmtpAlpha,
-    SmtpUserUnknownFlood,
-    SmtpOutboundFlood,
+/// How a rule's incidents are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// One DNS incident per client, judged only while the client is loud;
+    /// the most specific finding (lowest rank) names it.
+    Dns,
+    /// The rule has incidents of its own, started and held by the rule alone.
+    Own,
 }
 
-impl Rule {
-    pub fn name(self) -> &'static str {
-        match self {
-            Rule::SpamRelay => "spam_relay",
-            Rule::Backscatter => "backscatter",
-            Rule::DnsQueryFlood => "dns_query_flood",
-            Rule::SmtpAlpha => "smtp_alpha",
-            Rule::SmtpUserUnknownFlood => "smtp_user_unknown_flood",
-            Rule::SmtpOutboundFlood => "smtp_outbound_flood",
-        }
-    }
+/// A rule's identity: names and numbers are the contract with SIEM users.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RuleInfo {
+    /// `rule.name`
+    pub name: &'static str,
+    /// `rule.id`; also the order of a rule's lines within a bin.
+    pub id: &'static str,
+    /// ECS `event.severity` (0-100).
+    pub severity: u8,
+    pub family: Family,
+}
 
-    pub fn id(self) -> &'static str {
-        match self {
-            Rule::SpamRelay => "MXW-1001",
-            Rule::Backscatter => "MXW-1002",
-            Rule::DnsQueryFlood => "MXW-1003",
-            Rule::SmtpAlpha => "MXW-2001",
-            Rule::SmtpUserUnknownFlood => "MXW-2002",
-            Rule::SmtpOutboundFlood => "MXW-2003",
-        }
-    }
-
-    /// ECS event.severity (0-100).
-    pub fn severity(self) -> u8 {
-        match self {
-            Rule::SpamRelay => 80,
-            Rule::Backscatter => 70,
-            Rule::SmtpOutboundFlood => 70,
-            Rule::SmtpUserUnknownFlood => 60,
-            Rule::DnsQueryFlood => 50,
-            Rule::SmtpAlpha => 40,
-        }
+impl fmt::Display for RuleInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
     }
 }
 
+/// What a rule sees of one client at one bin close.
+#[derive(Debug, Clone, Copy)]
+pub struct Window<'a> {
+    /// The recent bins (at most `confirm_bins`, oldest first), or an
+    /// incident's evidence bins when a reason is made.
+    pub run: &'a [BinSummary],
+    pub totals: &'a Totals,
+    pub base: &'a Baselines,
+    /// The client has a baseline (past its warm-up).
+    pub warm: bool,
+    pub cfg: &'a DetectorConfig,
+}
+
+pub trait Rule: fmt::Debug + Send + Sync {
+    fn info(&self) -> &'static RuleInfo;
+
+    /// The finding, if the rule holds on this window.
+    fn evaluate(&self, w: &Window<'_>) -> Option<Finding>;
+
+    /// For [`Family::Own`]: index of the first bin of the run that shows the
+    /// rule's signal (the incident's start).
+    fn onset(&self, run: &[BinSummary]) -> usize {
+        let _ = run;
+        0
+    }
+}
+
+/// A rule's verdict: which rule, how specific, and the numbers behind it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
-    pub rule: Rule,
-    pub reason: String,
+    pub rule: &'static RuleInfo,
+    /// Within a family, the lowest rank names the incident.
+    pub rank: u8,
+    pub signal: Signal,
 }
 
-/// Numbers behind an alert: the bins of the incident so far (at most a window).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Evidence {
-    pub window_seconds: f64,
-    pub queries: u64,
-    pub rate_qps: f64,
-    pub baseline_qps: f64,
-    pub ratio: f64,
-    pub qtype: BTreeMap<&'static str, u64>,
-    pub mx_share: f64,
-    pub nxdomain: u64,
-    pub nxdomain_share: f64,
-    pub unresolved_fqdn: u64,
-    pub unresolved_share: f64,
-    pub unresolved_nxdomain: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub r2_total_vs_unresolved: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub local_domain: Option<String>,
-    pub sample_names: Vec<String>,
-    pub smtp: SmtpEvidence,
-    pub warmup: bool,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub related_alerts: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct SmtpEvidence {
-    pub connections: u64,
-    pub mail_from: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub alpha: Option<f64>,
-    pub user_unknown: u64,
-    pub rcpt_rejected: u64,
-    pub outbound: u64,
-    pub distinct_clients: u64,
-    pub user_unknown_baseline_ps: f64,
-    pub outbound_baseline_ps: f64,
-    pub sample_recipients: Vec<String>,
-}
-
-pub fn evidence(
-    run: &[BinSummary],
-    base: &Baselines,
-    min_qps: f64,
-    warm: bool,
-    local: Option<&str>,
-) -> Evidence {
-    let t = Totals::of(run);
-    let baseline = base.qps.max(min_qps);
-    // Unresolved names first (backscatter), then MX names (relay); newest bins first.
-    let mut names: Vec<String> = Vec::new();
-    let unresolved = run.iter().rev().flat_map(|b| b.sample_unresolved.iter());
-    let mx = run.iter().rev().flat_map(|b| b.sample_mx.iter());
-    for s in unresolved.chain(mx) {
-        if names.len() < 5 && !names.iter().any(|n| n == &**s) {
-            names.push(s.to_string());
-        }
-    }
-    let mut recipients: Vec<String> = Vec::new();
-    for s in run.iter().rev().flat_map(|b| b.sample_rejected.iter()) {
-        if recipients.len() < 5 && !recipients.iter().any(|n| n == &**s) {
-            recipients.push(s.to_string());
-        }
-    }
-    Evidence {
-        window_seconds: t.secs,
-        queries: t.queries,
-        rate_qps: round4(t.qps()),
-        baseline_qps: round4(baseline),
-        ratio: round4(t.qps() / baseline),
-        qtype: QtypeBucket::ALL
-            .iter()
-            .map(|q| (q.name(), t.qtype[*q as usize]))
-            .collect(),
-        mx_share: round4(t.mx_share()),
-        nxdomain: t.nxdomain,
-        nxdomain_share: round4(t.nxdomain_share()),
-        unresolved_fqdn: t.unresolved,
-        unresolved_share: round4(t.unresolved_share()),
-        unresolved_nxdomain: t.unresolved_nxdomain,
-        r2_total_vs_unresolved: sub_bin_r_squared(run).map(round4),
-        local_domain: local.map(str::to_owned),
-        sample_names: names,
-        smtp: SmtpEvidence {
-            connections: t.connections,
-            mail_from: t.mail_from,
-            alpha: (t.mail_from > 0).then(|| round4(t.connections as f64 / t.mail_from as f64)),
-            user_unknown: t.user_unknown,
-            rcpt_rejected: t.rcpt_rejected,
-            outbound: t.outbound,
-            distinct_clients: t.distinct_smtp_clients_max,
-            user_unknown_baseline_ps: round4(base.user_unknown_ps),
-            outbound_baseline_ps: round4(base.outbound_ps),
-            sample_recipients: recipients,
-        },
-        warmup: !warm,
-        related_alerts: Vec::new(),
-    }
+/// The numbers a finding rests on (`output::reason` turns them into a sentence).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Signal {
+    /// MX lookups drive a burst: `dominant` = the MX share alone decides;
+    /// otherwise the MX rate surged against its own baseline.
+    MxDriven {
+        qps: f64,
+        mx_share: f64,
+        mx: u64,
+        dominant: bool,
+    },
+    /// Qualified names with the local search domain appended.
+    Unresolved { qps: f64, count: u64, share: f64 },
+    /// Many NXDOMAIN answers (no search domain to append).
+    NxDomain { qps: f64, share: f64 },
+    /// Loud with no more specific explanation.
+    Loud { qps: f64, ratio: f64 },
+    /// alpha = connections / MAIL FROM out of its band.
+    Alpha {
+        alpha: f64,
+        sessions: u64,
+        low: f64,
+        high: f64,
+    },
+    /// "User unknown" rejections against their baseline.
+    UserUnknown {
+        count: u64,
+        rate: f64,
+        ratio: f64,
+        clients: u64,
+    },
+    /// Outbound SMTP sessions against their baseline.
+    Outbound { count: u64, rate: f64, ratio: f64 },
 }

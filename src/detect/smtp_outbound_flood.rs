@@ -1,19 +1,40 @@
 //! `smtp_outbound_flood`: a mail server's own outbound SMTP sessions spike
 //! (a relay sends the spam out).
 
-use super::config::SmtpRulesConfig;
-use super::rule::{Finding, Rule};
-use super::window::{Baselines, Totals};
+use super::rule::{Family, Finding, Rule, RuleInfo, Signal, Window};
+use super::window::BinSummary;
 
-pub fn evaluate(t: &Totals, base: &Baselines, cfg: &SmtpRulesConfig) -> Option<Finding> {
-    let rate = t.outbound as f64 / t.secs;
-    let baseline = base.outbound_ps.max(cfg.min_baseline_ps);
-    (rate >= cfg.outbound_floor_ps && rate >= cfg.outbound_ratio * baseline).then(|| Finding {
-        rule: Rule::SmtpOutboundFlood,
-        reason: format!(
-            "{} outbound SMTP sessions ({rate:.2}/s, {:.0} times the baseline): the server is sending mail out in bulk.",
-            t.outbound,
-            rate / baseline
-        ),
-    })
+pub static INFO: RuleInfo = RuleInfo {
+    name: "smtp_outbound_flood",
+    id: "MXW-2003",
+    severity: 70,
+    family: Family::Own,
+};
+
+#[derive(Debug)]
+pub struct SmtpOutboundFlood;
+
+impl Rule for SmtpOutboundFlood {
+    fn info(&self) -> &'static RuleInfo {
+        &INFO
+    }
+
+    fn evaluate(&self, w: &Window<'_>) -> Option<Finding> {
+        let (t, cfg) = (w.totals, &w.cfg.smtp);
+        let rate = t.smtp.outbound as f64 / t.secs;
+        let baseline = w.base.outbound_ps.max(cfg.min_baseline_ps);
+        (rate >= cfg.outbound_floor_ps && rate >= cfg.outbound_ratio * baseline).then(|| Finding {
+            rule: &INFO,
+            rank: 0,
+            signal: Signal::Outbound {
+                count: t.smtp.outbound,
+                rate,
+                ratio: rate / baseline,
+            },
+        })
+    }
+
+    fn onset(&self, run: &[BinSummary]) -> usize {
+        run.iter().position(|b| b.smtp.outbound > 0).unwrap_or(0)
+    }
 }

@@ -6,6 +6,27 @@ use std::net::{IpAddr, Ipv4Addr};
 use super::config::DetectorConfig;
 use super::window::{Baselines, BinSummary, Totals};
 use super::*;
+
+/// A rule over a window of the given totals (no bins: the rules judge totals).
+fn eval(
+    rule: &dyn Rule,
+    t: &Totals,
+    base: &Baselines,
+    warm: bool,
+    cfg: &DetectorConfig,
+) -> Option<Finding> {
+    rule.evaluate(&Window {
+        run: &[],
+        totals: t,
+        base,
+        warm,
+        cfg,
+    })
+}
+
+fn dominant(f: &Finding) -> bool {
+    matches!(f.signal, Signal::MxDriven { dominant: true, .. })
+}
 use crate::classify::ClientBin;
 use crate::dns::{QtypeBucket, RcodeBucket};
 
@@ -32,11 +53,26 @@ fn totals(a: u64, mx: u64, ptr: u64, secs: i64) -> Totals {
 fn spam_relay_fires_on_mx_dominance_and_not_on_a_normal_mix() {
     let cfg = DetectorConfig::default();
     let base = quiet_baseline(0.01, 0.001);
-    let (f, dominant) =
-        spam_relay::evaluate(&totals(100, 900, 10, 120), &base, true, &cfg).unwrap();
-    assert_eq!(f.rule, Rule::SpamRelay);
-    assert!(dominant);
-    assert!(spam_relay::evaluate(&totals(900, 30, 70, 120), &base, true, &cfg).is_none());
+    let f = eval(
+        &spam_relay::SpamRelay,
+        &totals(100, 900, 10, 120),
+        &base,
+        true,
+        &cfg,
+    )
+    .unwrap();
+    assert_eq!(f.rule.name, "spam_relay");
+    assert!(dominant(&f));
+    assert!(
+        eval(
+            &spam_relay::SpamRelay,
+            &totals(900, 30, 70, 120),
+            &base,
+            true,
+            &cfg
+        )
+        .is_none()
+    );
 }
 
 #[test]
@@ -45,76 +81,89 @@ fn spam_relay_without_local_cache_fires_on_mx_surge_at_a_third_of_queries() {
     let cfg = DetectorConfig::default();
     let base = quiet_baseline(0.4, 0.02);
     let t = totals(600, 360, 40, 60); // 1000 queries in 60 s, 36% MX = 6 MX/s vs 0.02
-    let (f, dominant) = spam_relay::evaluate(&t, &base, true, &cfg).unwrap();
-    assert_eq!(f.rule, Rule::SpamRelay);
-    assert!(!dominant);
+    let f = eval(&spam_relay::SpamRelay, &t, &base, true, &cfg).unwrap();
+    assert_eq!(f.rule.name, "spam_relay");
+    assert!(!dominant(&f));
     // A new client has no MX baseline: the surge clause needs one.
-    assert!(spam_relay::evaluate(&t, &Baselines::default(), false, &cfg).is_none());
+    assert!(
+        eval(
+            &spam_relay::SpamRelay,
+            &t,
+            &Baselines::default(),
+            false,
+            &cfg
+        )
+        .is_none()
+    );
 }
 
 #[test]
 fn backscatter_fires_on_unresolved_share_or_on_nxdomain_share() {
     let cfg = DetectorConfig::default();
+    let base = Baselines::default();
+    let bs = |t: &Totals| eval(&backscatter::Backscatter, t, &base, true, &cfg);
     let mut t = totals(488, 0, 250, 30);
-    t.unresolved = 74;
-    t.responses = 738;
-    t.nxdomain = 100;
-    assert_eq!(
-        backscatter::evaluate(&t, &cfg).unwrap().rule,
-        Rule::Backscatter
-    );
+    t.dns.unresolved_fqdn = 74;
+    t.dns.responses = 738;
+    t.dns.rcode[RcodeBucket::NxDomain as usize] = 100;
+    assert_eq!(bs(&t).unwrap().rule.name, "backscatter");
     // Without a search domain: no appended names, but half the answers NXDOMAIN.
     let mut t = totals(488, 0, 250, 30);
-    t.responses = 738;
-    t.nxdomain = 362;
-    assert!(
-        backscatter::evaluate(&t, &cfg)
-            .unwrap()
-            .reason
-            .contains("NXDOMAIN")
-    );
+    t.dns.responses = 738;
+    t.dns.rcode[RcodeBucket::NxDomain as usize] = 362;
+    assert!(matches!(bs(&t).unwrap().signal, Signal::NxDomain { .. }));
     // A resolver's ordinary 10% NXDOMAIN is not backscatter.
-    t.nxdomain = 74;
-    assert!(backscatter::evaluate(&t, &cfg).is_none());
+    t.dns.rcode[RcodeBucket::NxDomain as usize] = 74;
+    assert!(bs(&t).is_none());
 }
 
 #[test]
 fn dns_query_flood_only_for_warm_clients() {
     let t = totals(5000, 10, 10, 60);
-    assert!(dns_query_flood::evaluate(&t, 1.0, true).is_some());
-    assert!(dns_query_flood::evaluate(&t, 1.0, false).is_none());
+    let (cfg, base) = (DetectorConfig::default(), quiet_baseline(1.0, 0.1));
+    assert!(eval(&dns_query_flood::DnsQueryFlood, &t, &base, true, &cfg).is_some());
+    assert!(eval(&dns_query_flood::DnsQueryFlood, &t, &base, false, &cfg).is_none());
 }
 
 #[test]
 fn smtp_rules() {
-    let cfg = DetectorConfig::default().smtp;
+    let cfg = DetectorConfig::default();
+    let base = Baselines::default();
+    let alpha = |t: &Totals| eval(&smtp_alpha::SmtpAlpha, t, &base, true, &cfg);
     let mut t = Totals {
         secs: 60.0,
         ..Default::default()
     };
-    t.connections = 100;
-    t.mail_from = 20; // alpha 5
-    assert_eq!(
-        smtp_alpha::evaluate(&t, &cfg).unwrap().rule,
-        Rule::SmtpAlpha
-    );
-    t.mail_from = 200; // alpha 0.5: in band
-    assert!(smtp_alpha::evaluate(&t, &cfg).is_none());
-    t.connections = 10;
-    t.mail_from = 1; // out of band but too few sessions
-    assert!(smtp_alpha::evaluate(&t, &cfg).is_none());
-    let base = Baselines::default();
-    t.user_unknown = 60;
-    assert!(smtp_user_unknown_flood::evaluate(&t, &base, &cfg).is_some());
-    t.user_unknown = 3;
-    assert!(smtp_user_unknown_flood::evaluate(&t, &base, &cfg).is_none());
-    t.outbound = 300;
-    assert!(smtp_outbound_flood::evaluate(&t, &base, &cfg).is_some());
+    t.smtp.connections = 100;
+    t.smtp.mail_from = 20; // alpha 5
+    assert_eq!(alpha(&t).unwrap().rule.name, "smtp_alpha");
+    t.smtp.mail_from = 200; // alpha 0.5: in band
+    assert!(alpha(&t).is_none());
+    t.smtp.connections = 10;
+    t.smtp.mail_from = 1; // out of band but too few sessions
+    assert!(alpha(&t).is_none());
+    let uu = |t: &Totals, b: &Baselines| {
+        eval(
+            &smtp_user_unknown_flood::SmtpUserUnknownFlood,
+            t,
+            b,
+            true,
+            &cfg,
+        )
+    };
+    let ob =
+        |t: &Totals, b: &Baselines| eval(&smtp_outbound_flood::SmtpOutboundFlood, t, b, true, &cfg);
+    t.smtp.user_unknown = 60;
+    assert!(uu(&t, &base).is_some());
+    t.smtp.user_unknown = 3;
+    assert!(uu(&t, &base).is_none());
+    t.smtp.outbound = 300;
+    assert!(ob(&t, &base).is_some());
     let busy = Baselines {
         outbound_ps: 4.0,
         ..Default::default()
     };
-    assert!(smtp_outbound_flood::evaluate(&t, &busy, &cfg).is_none());
+    assert!(ob(&t, &busy).is_none());
 }
 
 // ---- the detector over time ----
@@ -133,12 +182,12 @@ fn run(
     det: &mut Detector,
     bins: impl IntoIterator<Item = ClientBin>,
     start_min: i64,
-) -> Vec<(Rule, Phase, i64)> {
+) -> Vec<(&'static str, Phase, i64)> {
     let mut out = Vec::new();
     for (i, b) in bins.into_iter().enumerate() {
         let m = start_min + i as i64;
-        for a in det.on_bin(MX_SERVER, m * MIN, (m + 1) * MIN, &b, None) {
-            out.push((a.rule, a.phase, m));
+        for a in det.on_client(MX_SERVER, m * MIN, (m + 1) * MIN, &b, None) {
+            out.push((a.rule.name, a.phase, m));
         }
     }
     out
@@ -171,18 +220,18 @@ fn paper_table_1_fires_spam_relay_on_the_loud_day_only() {
     let loud = run(&mut det, day(1544, 35_801, 22), 1440);
     let starts: Vec<_> = loud.iter().filter(|a| a.1 == Phase::Start).collect();
     assert_eq!(starts.len(), 1, "{starts:?}");
-    assert_eq!(starts[0].0, Rule::SpamRelay);
+    assert_eq!(starts[0].0, "spam_relay");
     assert!(
         starts[0].2 < 1440 + 2,
         "starts within two bins of the loud day: {starts:?}"
     );
     assert!(
         loud.iter()
-            .all(|a| a.0 == Rule::SpamRelay && a.1 != Phase::End)
+            .all(|a| a.0 == "spam_relay" && a.1 != Phase::End)
     );
     let end = det.finish(2880 * MIN);
     assert_eq!(end.len(), 1);
-    assert_eq!((end[0].rule, end[0].phase), (Rule::SpamRelay, Phase::End));
+    assert_eq!((end[0].rule.name, end[0].phase), ("spam_relay", Phase::End));
     // A second quiet day after the incident: nothing more.
     let mut det = Detector::new(DetectorConfig::default(), Vec::new());
     run(&mut det, day(114, 27, 36), 0);
@@ -221,7 +270,7 @@ fn a_client_first_seen_mid_attack_fires_the_specific_rule() {
     let alerts = run(&mut det, (0..30).map(|_| bin(200, 1500, 20)), 0);
     assert_eq!(
         alerts.first().map(|a| (a.0, a.1, a.2)),
-        Some((Rule::SpamRelay, Phase::Start, 1))
+        Some(("spam_relay", Phase::Start, 1))
     );
     assert_eq!(alerts.iter().filter(|a| a.1 == Phase::Start).count(), 1);
 }
@@ -242,7 +291,7 @@ fn a_slow_ramp_cannot_drag_the_baseline_along() {
         .iter()
         .find(|a| a.1 == Phase::Start)
         .expect("the ramp is detected");
-    assert_eq!(start.0, Rule::SpamRelay);
+    assert_eq!(start.0, "spam_relay");
 }
 
 #[test]
@@ -304,10 +353,10 @@ fn backscatter_alert_carries_r2_and_samples() {
         }
         b.sample_unresolved
             .push("mail7.isp7.jp.sub.univ.test".into());
-        out.extend(det.on_bin(MX_SERVER, m * MIN, (m + 1) * MIN, &b, Some("sub.univ.test")));
+        out.extend(det.on_client(MX_SERVER, m * MIN, (m + 1) * MIN, &b, Some("sub.univ.test")));
     }
     let start = out.iter().find(|a| a.phase == Phase::Start).unwrap();
-    assert_eq!(start.rule, Rule::Backscatter);
+    assert_eq!(start.rule.name, "backscatter");
     let r2 = start.evidence.r2_total_vs_unresolved.unwrap();
     assert!(r2 > 0.9, "{r2}");
     assert_eq!(
@@ -342,7 +391,7 @@ fn a_slow_relay_still_fires_against_a_real_baseline() {
     let alerts = run(&mut det, (0..20).map(|_| bin(60, 220, 20)), 60);
     let starts: Vec<_> = alerts.iter().filter(|a| a.1 == Phase::Start).collect();
     assert_eq!(starts.len(), 1);
-    assert_eq!((starts[0].0, starts[0].2), (Rule::SpamRelay, 61));
+    assert_eq!((starts[0].0, starts[0].2), ("spam_relay", 61));
 }
 
 #[test]
@@ -358,10 +407,10 @@ fn backscatter_without_local_cache_is_not_taken_for_a_relay() {
         b
     });
     let alerts = run(&mut det, bins, 60);
-    let starts: Vec<Rule> = alerts
+    let starts: Vec<&str> = alerts
         .iter()
         .filter(|a| a.1 == Phase::Start)
         .map(|a| a.0)
         .collect();
-    assert_eq!(starts, vec![Rule::Backscatter]);
+    assert_eq!(starts, vec!["backscatter"]);
 }

@@ -2,28 +2,18 @@
 //! and its baselines. Plain values, so rules are pure functions and tests
 //! build windows by hand.
 
-use crate::classify::{ClientBin, SUB_BINS};
+use crate::classify::{ClientBin, DnsCounts, SUB_BINS, SmtpCounts};
 use crate::dns::{QtypeBucket, RcodeBucket};
 
-/// One closed bin of one client, as the rules need it.
+/// One closed bin of one client, as the rules need it: the classifier's
+/// counters (declared once, in `classify::counters`) without its sketches.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BinSummary {
     pub start: i64,
     pub end: i64,
-    pub queries: u64,
-    pub qtype: [u64; 6],
-    pub responses: u64,
-    pub nxdomain: u64,
-    pub unresolved: u64,
-    pub unresolved_nxdomain: u64,
+    pub dns: DnsCounts,
+    pub smtp: SmtpCounts,
     pub sub_bins: [(u32, u32); SUB_BINS],
-    pub connections: u64,
-    pub mail_from: u64,
-    pub user_unknown: u64,
-    pub rcpt_rejected: u64,
-    pub outbound: u64,
-    pub distinct_smtp_clients: u64,
-    /// Sample unresolved-FQDN names, then sample MX names.
     pub sample_unresolved: Vec<Box<str>>,
     pub sample_mx: Vec<Box<str>>,
     pub sample_rejected: Vec<Box<str>>,
@@ -34,19 +24,9 @@ impl BinSummary {
         BinSummary {
             start,
             end,
-            queries: b.dns.queries,
-            qtype: b.dns.qtype,
-            responses: b.dns.responses,
-            nxdomain: b.dns.rcode(RcodeBucket::NxDomain),
-            unresolved: b.dns.unresolved_fqdn,
-            unresolved_nxdomain: b.dns.unresolved_nxdomain,
+            dns: b.dns.clone(),
+            smtp: b.smtp.clone(),
             sub_bins: b.sub_bins,
-            connections: b.smtp.connections,
-            mail_from: b.smtp.mail_from,
-            user_unknown: b.smtp.user_unknown,
-            rcpt_rejected: b.smtp.rcpt_rejected,
-            outbound: b.smtp.outbound,
-            distinct_smtp_clients: b.smtp.distinct_clients,
             sample_unresolved: b.sample_unresolved.clone(),
             sample_mx: b.sample_mx.clone(),
             sample_rejected: b.sample_rejected.clone(),
@@ -55,15 +35,15 @@ impl BinSummary {
 
     /// A bin with only query counts (tests and synthetic days).
     pub fn queries(start: i64, end: i64, a: u64, mx: u64, ptr: u64) -> Self {
-        let mut qtype = [0; 6];
-        qtype[QtypeBucket::A as usize] = a;
-        qtype[QtypeBucket::Mx as usize] = mx;
-        qtype[QtypeBucket::Ptr as usize] = ptr;
+        let mut dns = DnsCounts::default();
+        dns.qtype[QtypeBucket::A as usize] = a;
+        dns.qtype[QtypeBucket::Mx as usize] = mx;
+        dns.qtype[QtypeBucket::Ptr as usize] = ptr;
+        dns.queries = a + mx + ptr;
         BinSummary {
             start,
             end,
-            queries: a + mx + ptr,
-            qtype,
+            dns,
             ..Default::default()
         }
     }
@@ -73,11 +53,11 @@ impl BinSummary {
     }
 
     pub fn qps(&self) -> f64 {
-        self.queries as f64 / self.secs()
+        self.dns.queries as f64 / self.secs()
     }
 
     pub fn mx(&self) -> u64 {
-        self.qtype[QtypeBucket::Mx as usize]
+        self.dns.qtype(QtypeBucket::Mx)
     }
 }
 
@@ -85,17 +65,9 @@ impl BinSummary {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Totals {
     pub secs: f64,
-    pub queries: u64,
-    pub qtype: [u64; 6],
-    pub responses: u64,
-    pub nxdomain: u64,
-    pub unresolved: u64,
-    pub unresolved_nxdomain: u64,
-    pub connections: u64,
-    pub mail_from: u64,
-    pub user_unknown: u64,
-    pub rcpt_rejected: u64,
-    pub outbound: u64,
+    pub dns: DnsCounts,
+    pub smtp: SmtpCounts,
+    /// The most distinct SMTP clients in one bin of the run.
     pub distinct_smtp_clients_max: u64,
 }
 
@@ -104,27 +76,16 @@ impl Totals {
         let mut t = Totals::default();
         for b in bins {
             t.secs += b.secs();
-            t.queries += b.queries;
-            for i in 0..6 {
-                t.qtype[i] += b.qtype[i];
-            }
-            t.responses += b.responses;
-            t.nxdomain += b.nxdomain;
-            t.unresolved += b.unresolved;
-            t.unresolved_nxdomain += b.unresolved_nxdomain;
-            t.connections += b.connections;
-            t.mail_from += b.mail_from;
-            t.user_unknown += b.user_unknown;
-            t.rcpt_rejected += b.rcpt_rejected;
-            t.outbound += b.outbound;
-            t.distinct_smtp_clients_max = t.distinct_smtp_clients_max.max(b.distinct_smtp_clients);
+            t.dns.add(&b.dns);
+            t.smtp.add(&b.smtp);
+            t.distinct_smtp_clients_max = t.distinct_smtp_clients_max.max(b.smtp.distinct_clients);
         }
         t
     }
 
     pub fn qps(&self) -> f64 {
         if self.secs > 0.0 {
-            self.queries as f64 / self.secs
+            self.dns.queries as f64 / self.secs
         } else {
             0.0
         }
@@ -139,19 +100,23 @@ impl Totals {
     }
 
     pub fn mx(&self) -> u64 {
-        self.qtype[QtypeBucket::Mx as usize]
+        self.dns.qtype(QtypeBucket::Mx)
+    }
+
+    pub fn nxdomain(&self) -> u64 {
+        self.dns.rcode(RcodeBucket::NxDomain)
     }
 
     pub fn mx_share(&self) -> f64 {
-        self.share(self.mx(), self.queries)
+        self.share(self.mx(), self.dns.queries)
     }
 
     pub fn unresolved_share(&self) -> f64 {
-        self.share(self.unresolved, self.queries)
+        self.share(self.dns.unresolved_fqdn, self.dns.queries)
     }
 
     pub fn nxdomain_share(&self) -> f64 {
-        self.share(self.nxdomain, self.responses)
+        self.share(self.nxdomain(), self.dns.responses)
     }
 }
 
@@ -198,11 +163,14 @@ impl Baselines {
         }
         let min_smtp = cfg.smtp.min_baseline_ps;
         if quiet.user_unknown {
-            self.user_unknown_ps =
-                learn(self.user_unknown_ps, b.user_unknown as f64 / secs, min_smtp);
+            self.user_unknown_ps = learn(
+                self.user_unknown_ps,
+                b.smtp.user_unknown as f64 / secs,
+                min_smtp,
+            );
         }
         if quiet.outbound {
-            self.outbound_ps = learn(self.outbound_ps, b.outbound as f64 / secs, min_smtp);
+            self.outbound_ps = learn(self.outbound_ps, b.smtp.outbound as f64 / secs, min_smtp);
         }
     }
 }

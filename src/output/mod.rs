@@ -1,22 +1,41 @@
-//! Output: merged bin reports and sensor health -> JSON lines.
+//! Output: closed bins, alerts and sensor health -> JSON lines.
 //!
 //! Input: per-bin client records and alerts (already merged across shards and
 //! sorted), and capture statistics. Output: one JSON object per line on a
-//! `Write` (stdout or a file). Lines of a bin are written in a fixed order
-//! (client_stats by rank, then alerts by time, rule and address), so a file
-//! gives byte-identical output whatever the number of shards.
+//! `Write` (stdout or a file). Every line type lives here: its field names
+//! ([`schema`], [`alert`], [`health`]) and its sentences ([`reason`]). Lines
+//! of a bin are written in a fixed order (client_stats by rank, then alerts
+//! by time, rule and address), so a file gives byte-identical output
+//! whatever the number of shards.
 
+pub mod alert;
+pub mod health;
+pub mod reason;
 pub mod schema;
-pub mod time;
 
 use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::classify::{ClientBin, ClientRecord, DnsCounts, SmtpCounts};
+use crate::classify::{ClientBin, ClientRecord, ClosedBin, DnsCounts, SmtpCounts};
 use crate::detect::Alert;
+use crate::time::rfc3339_micros;
+pub use health::{CaptureSnapshot, ClassifierHealth};
 use schema::{ClientStatsBody, ClientStatsLine, Event, Ip, Observer};
-use time::rfc3339_micros;
+
+/// Where lines go: the JSON [`Output`], or the report's in-process collector.
+pub trait Sink: Send {
+    /// One closed bin (active clients only) and its alerts, in line order.
+    fn bin_lines(&mut self, bin: &ClosedBin, alerts: &[Alert]) -> io::Result<()>;
+    /// A capture_stats line (sensor health) with the classifiers' numbers.
+    fn capture_stats(&mut self, snap: &CaptureSnapshot, h: &ClassifierHealth) -> io::Result<()>;
+    /// Replaces the writer (log rotation); sinks without a file ignore it.
+    fn reopen(&mut self, w: Box<dyn Write + Send>) -> io::Result<()> {
+        let _ = w;
+        Ok(())
+    }
+    fn flush(&mut self) -> io::Result<()>;
+}
 
 pub struct Output {
     w: Box<dyn Write + Send>,
@@ -45,31 +64,16 @@ impl Output {
         }
     }
 
-    /// Replaces the writer (log rotation), flushing the old one first.
-    pub fn reopen(&mut self, w: Box<dyn Write + Send>) -> io::Result<()> {
-        self.w.flush()?;
-        self.w = w;
-        Ok(())
-    }
-
     pub fn line<T: Serialize>(&mut self, value: &T) -> io::Result<()> {
         serde_json::to_writer(&mut self.w, value)?;
         self.w.write_all(b"\n")?;
         Ok(())
     }
 
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.w.flush()
-    }
-
     /// Writes one closed bin: client_stats (if enabled) then alerts.
-    pub fn write_bin(
-        &mut self,
-        start: i64,
-        end: i64,
-        mut clients: Vec<ClientRecord>,
-        alerts: &[Alert],
-    ) -> io::Result<()> {
+    pub fn write_bin(&mut self, bin: &ClosedBin, alerts: &[Alert]) -> io::Result<()> {
+        let (start, end) = (bin.start, bin.end);
+        let mut clients: Vec<&ClientRecord> = bin.active().collect();
         if self.client_stats && !clients.is_empty() {
             clients.sort_by(|a, b| {
                 activity(&b.bin)
@@ -83,7 +87,7 @@ impl Output {
             };
             for r in &clients {
                 let body = ClientStatsBody::of(r, self.bin_micros as f64 / 1e6);
-                self.stats_line(start, end, Some(r), body)?;
+                self.stats_line(start, end, Some(*r), body)?;
             }
             if !folded.is_empty() {
                 let mut dns = DnsCounts::default();
@@ -105,7 +109,7 @@ impl Output {
         }
         for a in alerts {
             let observer = Observer::new(&self.observer_name);
-            serde_json::to_writer(&mut self.w, &a.to_line(&observer))?;
+            serde_json::to_writer(&mut self.w, &alert::AlertLine::of(a, &observer))?;
             self.w.write_all(b"\n")?;
         }
         Ok(())
@@ -146,6 +150,30 @@ impl Output {
 
     pub fn observer_name(&self) -> &str {
         &self.observer_name
+    }
+}
+
+impl Sink for Output {
+    fn bin_lines(&mut self, bin: &ClosedBin, alerts: &[Alert]) -> io::Result<()> {
+        self.write_bin(bin, alerts)
+    }
+
+    fn capture_stats(&mut self, snap: &CaptureSnapshot, h: &ClassifierHealth) -> io::Result<()> {
+        let observer = Observer::new(&self.observer_name);
+        let line = health::line(snap, h, &observer);
+        serde_json::to_writer(&mut self.w, &line)?;
+        self.w.write_all(b"\n")
+    }
+
+    /// Replaces the writer (log rotation), flushing the old one first.
+    fn reopen(&mut self, w: Box<dyn Write + Send>) -> io::Result<()> {
+        self.w.flush()?;
+        self.w = w;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
     }
 }
 

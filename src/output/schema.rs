@@ -2,7 +2,8 @@
 //!
 //! Field names follow ECS where one exists; ours live under `mxwatch.`.
 //! Nothing here is state: `classify` and `detect` own the counters, these
-//! types only borrow or copy them for writing.
+//! types only borrow or copy them for writing. The alert line is in
+//! `alert`, the capture_stats line assembled in `health`.
 
 use std::collections::BTreeMap;
 
@@ -48,7 +49,7 @@ pub struct Event<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub severity: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<&'a str>,
+    pub reason: Option<std::borrow::Cow<'a, str>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -207,7 +208,7 @@ pub struct CaptureOut<'a> {
     pub decode_errors: DecodeErrorsOut,
     pub skipped: SkippedOut,
     pub dns: DnsHealthOut,
-    pub smtp: serde_json::Value,
+    pub smtp: crate::smtp::SmtpStats,
     pub channel_drops: ChannelDropsOut,
     pub evictions: EvictionsOut,
     pub clients_tracked: usize,

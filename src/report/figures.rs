@@ -16,7 +16,7 @@ use plotters::style::RGBColor;
 use super::Report;
 use super::collect::Counts;
 use super::plot::{self, ScatterFigure, Series, Span, TimeFigure};
-use crate::output::time::rfc3339_micros;
+use crate::time::rfc3339_micros;
 
 /// One figure written (as STEM.svg and STEM.png).
 #[derive(Debug, Clone)]
@@ -131,12 +131,12 @@ fn write_client(r: &Report, ip: IpAddr, dir: &Path) -> Result<Vec<Written>> {
         format!("DNS query rate by qtype from {ip} ({per_bin})"),
         "queries/s",
         vec![
-            curve("MX", COLORS[0], &|c| c.mx),
-            curve("A", COLORS[1], &|c| c.a),
-            curve("AAAA", COLORS[2], &|c| c.aaaa),
-            curve("PTR", COLORS[3], &|c| c.ptr),
-            curve("TXT", COLORS[4], &|c| c.txt),
-            curve("other", COLORS[5], &|c| c.qtype_other),
+            curve("MX", COLORS[0], &|c| c.mx()),
+            curve("A", COLORS[1], &|c| c.a()),
+            curve("AAAA", COLORS[2], &|c| c.aaaa()),
+            curve("PTR", COLORS[3], &|c| c.ptr()),
+            curve("TXT", COLORS[4], &|c| c.txt()),
+            curve("other", COLORS[5], &|c| c.qtype_other()),
         ],
     )?;
     time_fig(
@@ -144,9 +144,9 @@ fn write_client(r: &Report, ip: IpAddr, dir: &Path) -> Result<Vec<Written>> {
         format!("Total vs unresolved-FQDN query rate from {ip} ({per_bin})"),
         "queries/s",
         vec![
-            curve("total queries", COLORS[1], &|c| c.queries),
-            curve("unresolved FQDN", COLORS[0], &|c| c.unresolved_fqdn),
-            curve("NXDOMAIN answers", COLORS[3], &|c| c.nxdomain),
+            curve("total queries", COLORS[1], &|c| c.queries()),
+            curve("unresolved FQDN", COLORS[0], &|c| c.unresolved_fqdn()),
+            curve("NXDOMAIN answers", COLORS[3], &|c| c.nxdomain()),
         ],
     )?;
     if bins.values().any(Counts::has_smtp) {
@@ -155,17 +155,17 @@ fn write_client(r: &Report, ip: IpAddr, dir: &Path) -> Result<Vec<Written>> {
             format!("SMTP at {ip}: connections vs \"user unknown\" ({per_bin})"),
             "events/s",
             vec![
-                curve("connections (N_c)", COLORS[1], &|c| c.connections),
-                curve("MAIL FROM (N_f)", COLORS[2], &|c| c.mail_from),
-                curve("user unknown", COLORS[0], &|c| c.user_unknown),
-                curve("outbound sessions", COLORS[3], &|c| c.outbound),
+                curve("connections (N_c)", COLORS[1], &|c| c.connections()),
+                curve("MAIL FROM (N_f)", COLORS[2], &|c| c.mail_from()),
+                curve("user unknown", COLORS[0], &|c| c.user_unknown()),
+                curve("outbound sessions", COLORS[3], &|c| c.outbound()),
             ],
         )?;
     }
     let points: Vec<(f64, f64)> = bins
         .values()
-        .filter(|c| c.queries > 0)
-        .map(|c| (c.queries as f64 / secs, c.unresolved_fqdn as f64 / secs))
+        .filter(|c| c.queries() > 0)
+        .map(|c| (c.queries() as f64 / secs, c.unresolved_fqdn() as f64 / secs))
         .collect();
     let stem = format!("{base}-fig6-regression");
     let title = format!(

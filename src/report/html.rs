@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use super::Report;
 use super::figures::Written;
 use super::table::{self, Row};
-use crate::output::time::rfc3339_micros;
+use crate::time::rfc3339_micros;
 
 fn rows_of(r: &Report, ip: &std::net::IpAddr) -> Vec<Row> {
     let empty = Default::default();

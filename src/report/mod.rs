@@ -1,8 +1,8 @@
 //! `mxwatch report FILE...`: the papers' tables and figures for a person.
 //!
 //! The report runs the normal pipeline (the same code as `read`) into a
-//! `collect::LineSink` and parses its JSON lines back, so every number it
-//! shows is a client_stats count. Two passes over the files:
+//! `collect::Collector`, a sink that takes the engine's closed bins and
+//! alerts in process, so every number it shows is a client_stats count. Two passes over the files:
 //!
 //! 1. detections, at the configured bin (the rules are tuned per bin);
 //! 2. counters (client_stats for every client, detection off) at the
@@ -28,10 +28,9 @@ use indicatif::ProgressBar;
 
 use crate::cli::{Common, ReportArgs};
 use crate::config::Settings;
-use crate::output::Output;
 use crate::pipeline;
 use crate::run;
-use collect::{Collected, LineSink};
+use collect::{Collected, Collector};
 use table::{DqModel, Period};
 
 /// Report bins (seconds): divisors of 3600, so bins nest in hours and days.
@@ -72,22 +71,7 @@ pub struct Report {
 
 /// `mxwatch report`
 pub fn report(args: &ReportArgs) -> Result<()> {
-    if args.top == 0 {
-        bail!("--top must be at least 1");
-    }
-    if let Some(q) = args.dq_q
-        && !(0.0..=1.0).contains(&q)
-    {
-        bail!("--dq-q must be between 0 and 1, not {q}");
-    }
-    if !(args.dq_k.is_finite() && args.dq_k >= 0.0) {
-        bail!("--dq-k must be a non-negative number, not {}", args.dq_k);
-    }
-    if let Some(b) = args.bin
-        && !(b.is_finite() && b > 0.0)
-    {
-        bail!("--bin must be a positive number of seconds, not {b}");
-    }
+    crate::config::check_report(args)?;
     let common = Common {
         config: args.config.clone(),
         local_domain: args.local_domain.clone(),
@@ -187,7 +171,7 @@ fn pick_clients(c: &Collected, named: &[IpAddr], top: usize) -> Vec<IpAddr> {
     ranked.into_iter().take(top).map(|(_, ip)| ip).collect()
 }
 
-/// One run of the pipeline over the files, its JSON lines collected.
+/// One run of the pipeline over the files, its bins and alerts collected.
 fn run_pass(
     settings: &Settings,
     files: &[PathBuf],
@@ -195,30 +179,24 @@ fn run_pass(
     only: &[IpAddr],
     bar: &ProgressBar,
 ) -> Result<Collected> {
-    let sink = LineSink::new(Collected {
+    let sink = Collector::new(Collected {
         only: only.to_vec(),
+        detections_only: !stats,
         ..Collected::default()
     });
     let collected = sink.collected.clone();
-    let output = Output::new(
-        Box::new(sink),
-        settings.sensor_name.clone(),
-        stats,
-        usize::MAX,
-        settings.bin_micros,
-    );
-    let mut run = pipeline::start(run::pipeline_config(settings, true), output);
+    let mut run = pipeline::start(settings.pipeline(true), Box::new(sink));
     // Merged by packet time: the lab's DNS and SMTP files cover the same minutes.
     let input_error = run::feed_files(
         &mut run.capture,
         files,
         settings.filter.as_deref(),
         true,
-        |_, _, bytes| bar.inc(bytes),
+        bar,
     )
     .err();
-    let snap = run::file_snapshot(&run.capture, files);
-    let (_, written) = run.finish(move |out, h| run::write_capture_stats(out, &snap, h));
+    let files = files.to_vec();
+    let (_, written) = run.finish(|c| vec![run::file_snapshot(&mut c.front, &files)]);
     if let Some(e) = input_error {
         return Err(e.into());
     }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use super::collect::Counts;
-use crate::output::time::rfc3339_micros;
+use crate::time::rfc3339_micros;
 
 const HOUR: i64 = 3_600_000_000;
 const DAY: i64 = 24 * HOUR;
@@ -72,13 +72,13 @@ impl DqModel {
         if !c.has_smtp() {
             return None;
         }
-        let n_s = (c.connections + c.outbound) as f64;
+        let n_s = (c.connections() + c.outbound()) as f64;
         let q = self
             .q
-            .unwrap_or_else(|| c.connections as f64 / n_s.max(1.0))
+            .unwrap_or_else(|| c.connections() as f64 / n_s.max(1.0))
             .clamp(0.0, 1.0);
-        let n = if c.mail_from > 0 {
-            c.rcpt as f64 / c.mail_from as f64
+        let n = if c.mail_from() > 0 {
+            c.rcpt() as f64 / c.mail_from() as f64
         } else {
             1.0
         };
@@ -146,22 +146,22 @@ const TEXT_COLUMNS: [(&str, usize); 18] = [
 fn text_cells(r: &Row) -> [String; 18] {
     let c = &r.counts;
     [
-        c.mx.to_string(),
-        c.a.to_string(),
-        c.aaaa.to_string(),
-        c.ptr.to_string(),
-        c.txt.to_string(),
-        c.qtype_other.to_string(),
-        c.queries.to_string(),
-        c.noerror.to_string(),
-        c.nxdomain.to_string(),
-        c.servfail.to_string(),
-        c.refused.to_string(),
-        c.unresolved_fqdn.to_string(),
-        c.connections.to_string(),
-        c.mail_from.to_string(),
-        c.user_unknown.to_string(),
-        c.outbound.to_string(),
+        c.mx().to_string(),
+        c.a().to_string(),
+        c.aaaa().to_string(),
+        c.ptr().to_string(),
+        c.txt().to_string(),
+        c.qtype_other().to_string(),
+        c.queries().to_string(),
+        c.noerror().to_string(),
+        c.nxdomain().to_string(),
+        c.servfail().to_string(),
+        c.refused().to_string(),
+        c.unresolved_fqdn().to_string(),
+        c.connections().to_string(),
+        c.mail_from().to_string(),
+        c.user_unknown().to_string(),
+        c.outbound().to_string(),
         c.alpha().map_or("-".into(), |a| format!("{a:.2}")),
         r.dq_model.map_or("-".into(), |d| format!("{d:.0}")),
     ]
@@ -230,29 +230,29 @@ pub fn csv_record(client: &str, period: Period, r: &Row) -> Vec<String> {
             "total".to_owned()
         },
         r.start.map(rfc3339_micros).unwrap_or_default(),
-        n(c.mx),
-        n(c.a),
-        n(c.aaaa),
-        n(c.ptr),
-        n(c.txt),
-        n(c.qtype_other),
-        n(c.queries),
-        n(c.noerror),
-        n(c.nxdomain),
-        n(c.servfail),
-        n(c.refused),
-        n(c.rcode_other),
-        n(c.unresolved_fqdn),
-        n(c.unresolved_nxdomain),
-        n(c.connections),
-        n(c.mail_from),
-        n(c.rcpt),
-        n(c.user_unknown),
-        n(c.outbound),
+        n(c.mx()),
+        n(c.a()),
+        n(c.aaaa()),
+        n(c.ptr()),
+        n(c.txt()),
+        n(c.qtype_other()),
+        n(c.queries()),
+        n(c.noerror()),
+        n(c.nxdomain()),
+        n(c.servfail()),
+        n(c.refused()),
+        n(c.rcode_other()),
+        n(c.unresolved_fqdn()),
+        n(c.unresolved_nxdomain()),
+        n(c.connections()),
+        n(c.mail_from()),
+        n(c.rcpt()),
+        n(c.user_unknown()),
+        n(c.outbound()),
         c.alpha().map_or(String::new(), |a| format!("{a:.4}")),
         r.dq_model.map_or(String::new(), |d| format!("{d:.1}")),
         if r.dq_model.is_some() {
-            n(c.queries)
+            n(c.queries())
         } else {
             String::new()
         },
@@ -269,13 +269,11 @@ mod tests {
         let m = DqModel { k: 2.0, q: None };
         // 10 received, 30 sent out, 2 recipients per message: q = 0.25,
         // D_q = (2 + 2 * 2 * 0.75) * 40 = 200.
-        let c = Counts {
-            connections: 10,
-            outbound: 30,
-            mail_from: 10,
-            rcpt: 20,
-            ..Counts::default()
-        };
+        let mut c = Counts::default();
+        c.smtp.connections = 10;
+        c.smtp.outbound = 30;
+        c.smtp.mail_from = 10;
+        c.smtp.rcpt = 20;
         assert_eq!(m.expected(&c), Some(200.0));
         assert_eq!(m.expected(&Counts::default()), None);
         let cached = DqModel {
@@ -288,19 +286,17 @@ mod tests {
     #[test]
     fn rows_sum_bins_into_hours_with_a_total() {
         let mut bins = BTreeMap::new();
-        let c = Counts {
-            queries: 2,
-            mx: 2,
-            ..Counts::default()
-        };
-        bins.insert(0, c);
-        bins.insert(60_000_000, c);
+        let mut c = Counts::default();
+        c.dns.queries = 2;
+        c.dns.qtype[crate::dns::QtypeBucket::Mx as usize] = 2;
+        bins.insert(0, c.clone());
+        bins.insert(60_000_000, c.clone());
         bins.insert(HOUR, c);
         let r = rows(&bins, Period::Hour, &DqModel { k: 2.0, q: None });
         assert_eq!(r.len(), 3);
-        assert_eq!(r[0].counts.mx, 4);
+        assert_eq!(r[0].counts.mx(), 4);
         assert_eq!(r[1].label, "1970-01-01 01:00");
-        assert_eq!(r[2].counts.queries, 6);
+        assert_eq!(r[2].counts.queries(), 6);
         let d = rows(&bins, Period::Day, &DqModel { k: 2.0, q: None });
         assert_eq!((d.len(), d[0].label.as_str()), (2, "1970-01-01"));
         assert_eq!(Period::for_span(DAY), Period::Day);

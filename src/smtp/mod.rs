@@ -50,7 +50,7 @@ mod tests;
 
 use std::net::IpAddr;
 
-pub use crate::decode::TcpSegment;
+pub use crate::packet::TcpSegment;
 pub use tracker::SmtpTracker;
 
 /// The well-known SMTP port (RFC 5321 §4.5.4.2 / IANA).

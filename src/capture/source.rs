@@ -1,0 +1,288 @@
+//! One frame-source loop behind one trait: files read in turn, files merged
+//! by packet time, live interfaces. Later inputs (dnstap, logs) plug in here.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
+
+use super::iface::{FrameBatch, IfaceCounters, LiveSource, POLL_MS};
+use super::{CaptureError, FileSource, Frame};
+use crate::decode::link::LinkType;
+
+/// What a source gives next.
+pub enum Pulled<'a> {
+    /// A frame of source number `source` (an interface keeps its own decoder).
+    Frame {
+        source: usize,
+        link: LinkType,
+        frame: Frame<'a>,
+    },
+    /// Nothing arrived; packet time is at least `now` (a quiet wire's clock).
+    Idle { now: i64 },
+    /// Nothing this time (a file ended, a queue was empty): pull again.
+    Skip,
+    /// No more frames.
+    End,
+}
+
+pub trait FrameSource {
+    fn pull(&mut self) -> Result<Pulled<'_>, CaptureError>;
+    /// What is being read now, for a progress line.
+    fn current(&self) -> Option<&Path> {
+        None
+    }
+}
+
+/// Capture files read one after another (one decoder: source 0).
+pub struct Files {
+    paths: Vec<PathBuf>,
+    filter: Option<String>,
+    next: usize,
+    open: Option<FileSource>,
+}
+
+impl Files {
+    pub fn new(paths: &[PathBuf], filter: Option<&str>) -> Self {
+        Files {
+            paths: paths.to_vec(),
+            filter: filter.map(str::to_owned),
+            next: 0,
+            open: None,
+        }
+    }
+}
+
+impl FrameSource for Files {
+    fn pull(&mut self) -> Result<Pulled<'_>, CaptureError> {
+        if self.open.as_ref().is_none_or(FileSource::at_end) {
+            self.open = None;
+            let Some(p) = self.paths.get(self.next) else {
+                return Ok(Pulled::End);
+            };
+            self.next += 1;
+            self.open = Some(FileSource::open(p, self.filter.as_deref())?);
+        }
+        let src = self.open.as_mut().expect("opened");
+        let link = src.link_type();
+        Ok(match src.next_frame()? {
+            Some(frame) => Pulled::Frame {
+                source: 0,
+                link,
+                frame,
+            },
+            None => Pulled::Skip,
+        })
+    }
+
+    fn current(&self) -> Option<&Path> {
+        self.open.as_ref().map(FileSource::path)
+    }
+}
+
+/// Capture files merged by packet time (ties: the file given first); all
+/// are opened at the start.
+pub struct Merged {
+    heads: Vec<Head>,
+    last: Option<usize>,
+    buf: Vec<u8>,
+}
+
+/// A file and its next frame, copied out of libpcap's buffer.
+struct Head {
+    src: FileSource,
+    next: Option<(i64, u32, Vec<u8>)>,
+}
+
+impl Head {
+    fn pull(&mut self) -> Result<(), CaptureError> {
+        let mut spare = self.next.take().map(|n| n.2).unwrap_or_default();
+        self.next = match self.src.next_frame()? {
+            Some(f) => {
+                spare.clear();
+                spare.extend_from_slice(f.data);
+                Some((f.ts, f.wire_len, spare))
+            }
+            None => None,
+        };
+        Ok(())
+    }
+}
+
+impl Merged {
+    pub fn open(paths: &[PathBuf], filter: Option<&str>) -> Result<Self, CaptureError> {
+        let mut heads = Vec::new();
+        for p in paths {
+            let mut h = Head {
+                src: FileSource::open(p, filter)?,
+                next: None,
+            };
+            h.pull()?;
+            heads.push(h);
+        }
+        Ok(Merged {
+            heads,
+            last: None,
+            buf: Vec::new(),
+        })
+    }
+}
+
+impl FrameSource for Merged {
+    fn pull(&mut self) -> Result<Pulled<'_>, CaptureError> {
+        let Some((_, i)) = self
+            .heads
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| h.next.as_ref().map(|f| (f.0, i)))
+            .min()
+        else {
+            return Ok(Pulled::End);
+        };
+        let h = &mut self.heads[i];
+        let (ts, wire_len, data) = h.next.take().expect("present");
+        let link = h.src.link_type();
+        // Keep this frame's bytes while the head reads its next one.
+        self.buf = data;
+        h.next = Some((0, 0, Vec::new()));
+        h.pull()?;
+        self.last = Some(i);
+        Ok(Pulled::Frame {
+            source: 0,
+            link,
+            frame: Frame {
+                ts,
+                wire_len,
+                data: &self.buf,
+            },
+        })
+    }
+
+    fn current(&self) -> Option<&Path> {
+        self.last.map(|i| self.heads[i].src.path())
+    }
+}
+
+/// How far behind the wall clock a quiet wire's clock runs: packets wait
+/// up to `POLL_MS` in libpcap's buffer, then in the decoder's queue.
+pub const CLOCK_LAG_MICROS: i64 = 500_000;
+
+/// Live interfaces: a capture thread per interface copies frames out of
+/// libpcap into batches; `pull` hands them out in arrival order, and the
+/// wall clock (minus [`CLOCK_LAG_MICROS`]) at least every `POLL_MS` so that
+/// bins close on a quiet wire. Source number = interface index.
+pub struct Interfaces {
+    pub names: Vec<String>,
+    links: Vec<LinkType>,
+    pub counters: Vec<Arc<IfaceCounters>>,
+    threads: Vec<JoinHandle<()>>,
+    rx: Receiver<FrameBatch>,
+    pool: Sender<FrameBatch>,
+    batch: Option<FrameBatch>,
+    pos: usize,
+    last_idle: Instant,
+}
+
+impl Interfaces {
+    /// Starts a capture thread per source; `queue` batches fit between the
+    /// capture threads and the caller (a full queue drops and counts).
+    pub fn start(
+        sources: Vec<LiveSource>,
+        queue: usize,
+        stop: &'static AtomicBool,
+    ) -> Result<Self, CaptureError> {
+        let (tx, rx) = bounded::<FrameBatch>(queue);
+        let (pool_tx, pool_rx) = bounded::<FrameBatch>(queue + 2 * sources.len());
+        let mut me = Interfaces {
+            names: Vec::new(),
+            links: Vec::new(),
+            counters: Vec::new(),
+            threads: Vec::new(),
+            rx,
+            pool: pool_tx,
+            batch: None,
+            pos: 0,
+            last_idle: Instant::now(),
+        };
+        for (i, src) in sources.into_iter().enumerate() {
+            let counters = Arc::new(IfaceCounters::default());
+            let (tx, pool, c) = (tx.clone(), pool_rx.clone(), counters.clone());
+            let name = src.name().to_owned();
+            me.links.push(src.link_type());
+            let thread = std::thread::Builder::new()
+                .name(format!("mxwatch-cap-{name}"))
+                .spawn(move || src.run(i, tx, pool, c, stop))
+                .map_err(|e| CaptureError::Live {
+                    iface: name.clone(),
+                    msg: format!("cannot start its capture thread: {e}"),
+                })?;
+            me.names.push(name);
+            me.counters.push(counters);
+            me.threads.push(thread);
+        }
+        Ok(me)
+    }
+
+    /// Waits for the capture threads (after STOP); returns the first error
+    /// an interface stored.
+    pub fn join(&mut self) -> Result<(), CaptureError> {
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        for c in &self.counters {
+            let err = c.error.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(e) = err {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Wall-clock microseconds since the epoch (live sources only).
+pub fn wall_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+impl FrameSource for Interfaces {
+    fn pull(&mut self) -> Result<Pulled<'_>, CaptureError> {
+        let poll = Duration::from_millis(POLL_MS as u64);
+        if self.last_idle.elapsed() >= poll {
+            self.last_idle = Instant::now();
+            return Ok(Pulled::Idle {
+                now: wall_micros() - CLOCK_LAG_MICROS,
+            });
+        }
+        if self.batch.as_ref().is_none_or(|b| self.pos >= b.len()) {
+            if let Some(mut done) = self.batch.take() {
+                done.clear();
+                let _ = self.pool.try_send(done);
+            }
+            match self.rx.recv_timeout(poll) {
+                Ok(b) => {
+                    self.batch = Some(b);
+                    self.pos = 0;
+                }
+                Err(RecvTimeoutError::Timeout) => return Ok(Pulled::Skip),
+                Err(RecvTimeoutError::Disconnected) => return Ok(Pulled::End),
+            }
+            if self.batch.as_ref().is_some_and(FrameBatch::is_empty) {
+                return Ok(Pulled::Skip);
+            }
+        }
+        let i = self.pos;
+        self.pos += 1;
+        let b = self.batch.as_ref().expect("a batch with frames");
+        Ok(Pulled::Frame {
+            source: b.iface,
+            link: self.links[b.iface],
+            frame: b.frame(i),
+        })
+    }
+}

@@ -1,0 +1,63 @@
+//! The numbers behind an alert: the bins of the incident so far (at most a
+//! window), reduced for the SIEM. Plain values; `output` names the fields.
+
+use super::window::{Baselines, BinSummary, Totals, sub_bin_r_squared};
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Evidence {
+    pub window_seconds: f64,
+    pub totals: Totals,
+    pub rate_qps: f64,
+    pub baseline_qps: f64,
+    pub r2_total_vs_unresolved: Option<f64>,
+    pub local_domain: Option<String>,
+    /// Unresolved names first, then MX names; newest bins first; at most 5.
+    pub sample_names: Vec<String>,
+    pub sample_recipients: Vec<String>,
+    pub user_unknown_baseline_ps: f64,
+    pub outbound_baseline_ps: f64,
+    pub warmup: bool,
+    /// Other rules with an incident open for this client.
+    pub related_alerts: Vec<&'static str>,
+}
+
+/// Samples kept in an alert.
+const SAMPLES: usize = 5;
+
+pub fn evidence(
+    run: &[BinSummary],
+    base: &Baselines,
+    min_qps: f64,
+    warm: bool,
+    local: Option<&str>,
+) -> Evidence {
+    let t = Totals::of(run);
+    let mut names: Vec<String> = Vec::new();
+    let unresolved = run.iter().rev().flat_map(|b| b.sample_unresolved.iter());
+    let mx = run.iter().rev().flat_map(|b| b.sample_mx.iter());
+    for s in unresolved.chain(mx) {
+        if names.len() < SAMPLES && !names.iter().any(|n| n == &**s) {
+            names.push(s.to_string());
+        }
+    }
+    let mut recipients: Vec<String> = Vec::new();
+    for s in run.iter().rev().flat_map(|b| b.sample_rejected.iter()) {
+        if recipients.len() < SAMPLES && !recipients.iter().any(|n| n == &**s) {
+            recipients.push(s.to_string());
+        }
+    }
+    Evidence {
+        window_seconds: t.secs,
+        rate_qps: t.qps(),
+        baseline_qps: base.qps.max(min_qps),
+        r2_total_vs_unresolved: sub_bin_r_squared(run),
+        local_domain: local.map(str::to_owned),
+        sample_names: names,
+        sample_recipients: recipients,
+        user_unknown_baseline_ps: base.user_unknown_ps,
+        outbound_baseline_ps: base.outbound_ps,
+        warmup: !warm,
+        related_alerts: Vec::new(),
+        totals: t,
+    }
+}

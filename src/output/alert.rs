@@ -1,0 +1,158 @@
+//! `mxwatch.detection` lines: an [`Alert`] and its evidence, named for the SIEM.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::reason::reason;
+use super::schema::{Event, Ip, Observer, SCHEMA_VERSION, round4};
+use crate::detect::{Alert, Evidence, Phase};
+use crate::dns::QtypeBucket;
+use crate::time::rfc3339_micros;
+
+#[derive(Debug, Serialize)]
+pub struct AlertLine<'a> {
+    #[serde(rename = "@timestamp")]
+    timestamp: String,
+    event: Event<'a>,
+    observer: &'a Observer<'a>,
+    rule: RuleOut,
+    source: Ip,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    destination: Option<Ip>,
+    mxwatch: AlertBody<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct RuleOut {
+    name: &'static str,
+    id: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct AlertBody<'a> {
+    schema_version: &'static str,
+    alert_id: &'a str,
+    evidence: EvidenceOut<'a>,
+}
+
+/// `mxwatch.evidence` (SCHEMA.md).
+#[derive(Debug, Serialize)]
+pub struct EvidenceOut<'a> {
+    window_seconds: f64,
+    queries: u64,
+    rate_qps: f64,
+    baseline_qps: f64,
+    ratio: f64,
+    qtype: BTreeMap<&'static str, u64>,
+    mx_share: f64,
+    nxdomain: u64,
+    nxdomain_share: f64,
+    unresolved_fqdn: u64,
+    unresolved_share: f64,
+    unresolved_nxdomain: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    r2_total_vs_unresolved: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    local_domain: Option<&'a str>,
+    sample_names: &'a [String],
+    smtp: SmtpEvidenceOut<'a>,
+    warmup: bool,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    related_alerts: &'a [&'static str],
+}
+
+#[derive(Debug, Serialize)]
+struct SmtpEvidenceOut<'a> {
+    connections: u64,
+    mail_from: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alpha: Option<f64>,
+    user_unknown: u64,
+    rcpt_rejected: u64,
+    outbound: u64,
+    distinct_clients: u64,
+    user_unknown_baseline_ps: f64,
+    outbound_baseline_ps: f64,
+    sample_recipients: &'a [String],
+}
+
+impl<'a> EvidenceOut<'a> {
+    pub fn of(e: &'a Evidence) -> Self {
+        let t = &e.totals;
+        EvidenceOut {
+            window_seconds: e.window_seconds,
+            queries: t.dns.queries,
+            rate_qps: round4(e.rate_qps),
+            baseline_qps: round4(e.baseline_qps),
+            ratio: round4(e.rate_qps / e.baseline_qps),
+            qtype: QtypeBucket::ALL
+                .iter()
+                .map(|q| (q.name(), t.dns.qtype(*q)))
+                .collect(),
+            mx_share: round4(t.mx_share()),
+            nxdomain: t.nxdomain(),
+            nxdomain_share: round4(t.nxdomain_share()),
+            unresolved_fqdn: t.dns.unresolved_fqdn,
+            unresolved_share: round4(t.unresolved_share()),
+            unresolved_nxdomain: t.dns.unresolved_nxdomain,
+            r2_total_vs_unresolved: e.r2_total_vs_unresolved.map(round4),
+            local_domain: e.local_domain.as_deref(),
+            sample_names: &e.sample_names,
+            smtp: SmtpEvidenceOut {
+                connections: t.smtp.connections,
+                mail_from: t.smtp.mail_from,
+                alpha: t.smtp.alpha().map(round4),
+                user_unknown: t.smtp.user_unknown,
+                rcpt_rejected: t.smtp.rcpt_rejected,
+                outbound: t.smtp.outbound,
+                distinct_clients: t.distinct_smtp_clients_max,
+                user_unknown_baseline_ps: round4(e.user_unknown_baseline_ps),
+                outbound_baseline_ps: round4(e.outbound_baseline_ps),
+                sample_recipients: &e.sample_recipients,
+            },
+            warmup: e.warmup,
+            related_alerts: &e.related_alerts,
+        }
+    }
+}
+
+/// The `event.type` of a phase.
+pub fn phase_name(p: Phase) -> &'static str {
+    match p {
+        Phase::Start => "start",
+        Phase::Info => "info",
+        Phase::End => "end",
+    }
+}
+
+impl<'a> AlertLine<'a> {
+    pub fn of(a: &'a Alert, observer: &'a Observer<'a>) -> Self {
+        AlertLine {
+            timestamp: rfc3339_micros(a.ts),
+            event: Event {
+                kind: "alert",
+                dataset: "mxwatch.detection",
+                kind_of: Some([phase_name(a.phase)]),
+                start: rfc3339_micros(a.start),
+                end: rfc3339_micros(a.end),
+                severity: Some(a.rule.severity),
+                reason: Some(reason(a).into()),
+            },
+            observer,
+            rule: RuleOut {
+                name: a.rule.name,
+                id: a.rule.id,
+            },
+            source: Ip {
+                ip: a.ip.to_string(),
+            },
+            destination: a.server.map(|s| Ip { ip: s.to_string() }),
+            mxwatch: AlertBody {
+                schema_version: SCHEMA_VERSION,
+                alert_id: &a.alert_id,
+                evidence: EvidenceOut::of(&a.evidence),
+            },
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! The sentence a person reads in `event.reason`, made from a rule's numbers.
+
+use crate::detect::{Alert, Signal, Why};
+use crate::time::rfc3339_micros;
+
+pub fn reason(a: &Alert) -> String {
+    let name = a.rule.name;
+    match &a.why {
+        Why::Holds(s) => signal(s),
+        Why::Continues { qps } => format!("{name} continues at {qps:.1} q/s."),
+        Why::Ended { quiet_since } => {
+            format!(
+                "{name} ended: quiet since {}.",
+                rfc3339_micros(*quiet_since)
+            )
+        }
+        Why::EndOfInput { quiet_since } => format!(
+            "{name} ended: quiet since {} (end of input)",
+            rfc3339_micros(*quiet_since)
+        ),
+    }
+}
+
+fn signal(s: &Signal) -> String {
+    match *s {
+        Signal::MxDriven {
+            qps,
+            mx_share,
+            mx,
+            dominant,
+        } => format!(
+            "MX lookups {} a query burst of {qps:.1} q/s ({:.0}% MX, {mx} MX queries): the mail server is sending mail to many new domains, as an abused relay does.",
+            if dominant { "dominate" } else { "surge" },
+            mx_share * 100.0,
+        ),
+        Signal::Unresolved { qps, count, share } => format!(
+            "Query burst of {qps:.1} q/s where {count} queries ({:.0}%) are qualified names with the local search domain appended: the mail server is checking forged senders of a bounce flood.",
+            share * 100.0
+        ),
+        Signal::NxDomain { qps, share } => format!(
+            "Query burst of {qps:.1} q/s where {:.0}% of answers are NXDOMAIN: the mail server is checking forged senders of a bounce flood.",
+            share * 100.0
+        ),
+        Signal::Loud { qps, ratio } => format!(
+            "Query rate of {qps:.1} q/s is {ratio:.0} times this client's baseline, with no mail-specific pattern."
+        ),
+        Signal::Alpha {
+            alpha,
+            sessions,
+            low,
+            high,
+        } => format!(
+            "SMTP alpha (connections / MAIL FROM) is {alpha:.2} over {sessions} sessions, outside its usual band {low:.2}-{high:.2}."
+        ),
+        Signal::UserUnknown {
+            count,
+            rate,
+            ratio,
+            clients,
+        } => format!(
+            "{count} \"user unknown\" rejections ({rate:.2}/s, {ratio:.0} times the baseline) from up to {clients} client addresses per bin: a bounce flood to unknown users."
+        ),
+        Signal::Outbound { count, rate, ratio } => format!(
+            "{count} outbound SMTP sessions ({rate:.2}/s, {ratio:.0} times the baseline): the server is sending mail out in bulk."
+        ),
+    }
+}

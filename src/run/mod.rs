@@ -1,0 +1,221 @@
+//! The commands: settings -> source -> engine (threaded by `pipeline`) ->
+//! sink. Errors are returned to `main`, which prints one line; everything
+//! computed before an input error is still written (bins flushed, alerts
+//! ended, final capture_stats).
+
+pub mod live;
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::capture::CaptureError;
+use crate::capture::source::{Files, FrameSource, Merged, Pulled};
+use crate::cli::{ConfigArgs, ReadArgs};
+use crate::config::{self, Settings};
+use crate::engine::{Back, Front};
+use crate::output::{CaptureSnapshot, Output};
+use crate::pipeline::{self, CaptureSide};
+
+pub use live::live;
+
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+pub fn open_output(path: &Option<PathBuf>) -> Result<Box<dyn Write + Send>> {
+    Ok(match path {
+        Some(p) => {
+            let f = File::options()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("cannot open output {}", p.display()))?;
+            Box::new(BufWriter::with_capacity(1 << 16, f))
+        }
+        None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
+    })
+}
+
+/// What the driver tells the caller every so often.
+pub struct Progress {
+    /// Bytes of input (record headers + captured bytes) since the last call.
+    pub bytes: u64,
+    /// The call comes from a quiet moment (a live source's clock), not from
+    /// the frame count.
+    pub idle: bool,
+}
+
+/// The one frame loop: pulls frames from `src` into `front` until the
+/// source ends or `every` returns true (stop). `every` runs each 64k frames
+/// and at every quiet moment of a live source.
+pub fn drive<B: Back>(
+    src: &mut dyn FrameSource,
+    front: &mut Front<B>,
+    mut every: impl FnMut(&mut Front<B>, &dyn FrameSource, Progress) -> bool,
+) -> Result<(), CaptureError> {
+    let mut bytes: u64 = 0;
+    let mut n: u64 = 0;
+    loop {
+        let idle = match src.pull()? {
+            Pulled::Frame {
+                source,
+                link,
+                frame,
+            } => {
+                front.frame(source, link, frame.ts, frame.data, frame.wire_len);
+                bytes += 16 + frame.data.len() as u64;
+                n += 1;
+                false
+            }
+            Pulled::Idle { now } => {
+                front.clock(now);
+                true
+            }
+            Pulled::Skip => continue,
+            Pulled::End => return Ok(()),
+        };
+        if (idle || n & 0xffff == 0)
+            && every(
+                front,
+                src,
+                Progress {
+                    bytes: std::mem::take(&mut bytes),
+                    idle,
+                },
+            )
+        {
+            return Ok(());
+        }
+    }
+}
+
+/// Capture files as a source: merged by packet time, or one after another.
+pub fn file_source(
+    paths: &[PathBuf],
+    filter: Option<&str>,
+    merge: bool,
+) -> Result<Box<dyn FrameSource>, CaptureError> {
+    Ok(if merge {
+        Box::new(Merged::open(paths, filter)?)
+    } else {
+        Box::new(Files::new(paths, filter))
+    })
+}
+
+/// Feeds capture files to a running pipeline, with progress on `bar`;
+/// stops early, without error, when the output can no longer be written.
+pub fn feed_files(
+    capture: &mut CaptureSide,
+    paths: &[PathBuf],
+    filter: Option<&str>,
+    merge: bool,
+    bar: &ProgressBar,
+) -> Result<(), CaptureError> {
+    let mut src = file_source(paths, filter, merge)?;
+    let failed = capture.failed_flag();
+    drive(src.as_mut(), &mut capture.front, |_, src, p| {
+        if let Some(path) = src.current() {
+            bar.set_message(path.display().to_string());
+        }
+        bar.inc(p.bytes);
+        failed.load(std::sync::atomic::Ordering::Relaxed)
+    })
+}
+
+/// `mxwatch read FILE...`
+pub fn read(args: &ReadArgs) -> Result<()> {
+    let settings = Settings::build(&args.common)?;
+    let writer = open_output(&settings.output)?;
+    let mut run = pipeline::start(
+        settings.pipeline(true),
+        Box::new(output_for(writer, &settings)),
+    );
+    let show_progress = !args.no_progress && io::stderr().is_terminal();
+    let bar = progress_bar(show_progress, total_bytes(&args.files));
+    let input_error = feed_files(
+        &mut run.capture,
+        &args.files,
+        settings.filter.as_deref(),
+        args.merge,
+        &bar,
+    )
+    .err();
+    bar.finish_and_clear();
+    let files = args.files.clone();
+    let (_, written) = run.finish(|c| vec![file_snapshot(&mut c.front, &files)]);
+    if let Some(e) = input_error {
+        return Err(e.into());
+    }
+    written.context("writing output")?;
+    Ok(())
+}
+
+/// A progress bar over the bytes of the input files, on stderr; hidden when
+/// `show` is false (stderr not a terminal, or `--no-progress`).
+pub fn progress_bar(show: bool, total: u64) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg:20} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// Total size of the input files (what the progress bar counts).
+pub fn total_bytes(files: &[PathBuf]) -> u64 {
+    files
+        .iter()
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .sum()
+}
+
+/// The final capture_stats numbers of a file run (one decoder: source 0).
+pub fn file_snapshot<B: Back>(front: &mut Front<B>, files: &[PathBuf]) -> CaptureSnapshot {
+    let (first_ts, ts) = (front.first_ts.unwrap_or(0), front.last_ts.unwrap_or(0));
+    let (dropped_batches, dropped_events) = front.drops_of(0);
+    let d = front.decoder(0);
+    CaptureSnapshot {
+        mode: "file",
+        interface: None,
+        files: files.iter().map(|p| p.display().to_string()).collect(),
+        is_final: true,
+        first_ts,
+        ts,
+        decode: d.stats(),
+        smtp: d.smtp_tracker().stats(),
+        libpcap: None,
+        dropped_batches,
+        dropped_events,
+        dropped_frames: None,
+    }
+}
+
+/// The output every run writes to, with the settings' sensor name, bins and `--stats`/`--top`.
+pub fn output_for(writer: Box<dyn Write + Send>, s: &Settings) -> Output {
+    Output::new(writer, s.sensor_name.clone(), s.stats, s.top, s.bin_micros)
+}
+
+/// `mxwatch config`
+pub fn config(args: &ConfigArgs) -> Result<()> {
+    let mut out = io::stdout().lock();
+    if let Some(p) = &args.check {
+        let cfg = config::load(p)?;
+        let text = toml::to_string(&cfg).context("printing config")?;
+        out.write_all(text.as_bytes())?;
+    } else {
+        out.write_all(config::DEFAULT_TOML.as_bytes())?;
+    }
+    out.flush()?;
+    Ok(())
+}
