@@ -121,7 +121,8 @@ fn validate(c: &FileConfig) -> Result<(), String> {
         ("detect.floor_qps", c.detect.floor_qps),
         ("detect.min_baseline_qps", c.detect.min_baseline_qps),
         ("detect.update_interval_secs", c.detect.update_interval_secs),
-        ("detect.mx_ratio", c.detect.mx_ratio),
+        ("detect.warmup_prior_qps", c.detect.warmup_prior_qps),
+        ("detect.warmup_ratio", c.detect.warmup_ratio),
         (
             "detect.smtp.user_unknown_ratio",
             c.detect.smtp.user_unknown_ratio,
@@ -135,16 +136,28 @@ fn validate(c: &FileConfig) -> Result<(), String> {
         }
     }
     let shares = [
-        ("detect.mx_share_dominant", c.detect.mx_share_dominant),
-        ("detect.mx_share_min", c.detect.mx_share_min),
-        ("detect.unresolved_share_min", c.detect.unresolved_share_min),
-        ("detect.nxdomain_share_min", c.detect.nxdomain_share_min),
+        ("detect.mx_excess_share", c.detect.mx_excess_share),
+        (
+            "detect.nxdomain_excess_share",
+            c.detect.nxdomain_excess_share,
+        ),
+        ("detect.ptr_excess_share", c.detect.ptr_excess_share),
+        (
+            "detect.unresolved_excess_share",
+            c.detect.unresolved_excess_share,
+        ),
         ("detect.baseline_alpha", c.detect.baseline_alpha),
     ];
     for (k, v) in shares {
         if !(0.0..=1.0).contains(&v) {
             return Err(format!("{k} must be between 0 and 1, not {v}"));
         }
+    }
+    if !(c.detect.log10_p.is_finite() && c.detect.log10_p < 0.0) {
+        return Err(format!(
+            "detect.log10_p must be a negative number (a p-value of 10^log10_p), not {}",
+            c.detect.log10_p
+        ));
     }
     if c.detect.smtp.alpha_low >= c.detect.smtp.alpha_high {
         return Err("detect.smtp.alpha_low must be below detect.smtp.alpha_high".into());

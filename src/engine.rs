@@ -194,6 +194,10 @@ impl<B: Back> Front<B> {
 
     fn source(&mut self, i: usize) {
         while self.decoders.len() <= i {
+            if self.decoders.len() == 1 {
+                // Until now one source had every drop.
+                self.drops[0] = self.back.dropped();
+            }
             self.decoders
                 .push(Decoder::new(LinkType::Ethernet, self.limits.clone()));
             self.drops.push((0, 0));
@@ -202,7 +206,9 @@ impl<B: Back> Front<B> {
 
     /// One frame of source `source` (a file, an interface) with its link type.
     pub fn frame(&mut self, source: usize, link: LinkType, ts: Micros, data: &[u8], wire_len: u32) {
-        self.source(source);
+        if source >= self.decoders.len() {
+            self.source(source);
+        }
         self.last_source = source;
         let before = self.back.dropped();
         self.clock(ts);
@@ -213,7 +219,11 @@ impl<B: Back> Front<B> {
         self.charge(source, before);
     }
 
+    /// Charges drops to a source; with one source its drops are the back end's.
     fn charge(&mut self, source: usize, before: (u64, u64)) {
+        if self.decoders.len() <= 1 {
+            return;
+        }
         let after = self.back.dropped();
         if let Some(d) = self.drops.get_mut(source) {
             d.0 += after.0 - before.0;
@@ -256,6 +266,9 @@ impl<B: Back> Front<B> {
 
     /// (batches, events) dropped on the way to the classifiers, charged to `source`.
     pub fn drops_of(&self, source: usize) -> (u64, u64) {
+        if self.decoders.len() <= 1 {
+            return self.back.dropped();
+        }
         self.drops.get(source).copied().unwrap_or_default()
     }
 }

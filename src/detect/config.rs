@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectorConfig {
-    /// Consecutive loud bins before an alert starts (one loud bin is noise).
+    /// Bins in the window a DNS incident is judged on (the window's sum must
+    /// be significant and its latest bin loud).
     pub confirm_bins: usize,
     /// Quiet bins after which an active alert ends.
     pub end_after_quiet_bins: usize,
@@ -18,24 +19,35 @@ pub struct DetectorConfig {
     pub baseline_alpha: f64,
     /// Most a baseline may grow per bin (0.002 = +0.2 %): a slow ramp cannot drag it along.
     pub baseline_max_growth: f64,
-    /// Baseline assumed for a new client, and the least any baseline can be (q/s).
+    /// The least any baseline rate can be (events/s): expected counts never reach zero.
     pub min_baseline_qps: f64,
-    /// Absolute floor: a client below this query rate is never loud (q/s).
+    /// Loud = the queries beyond the baseline come at least at this rate (q/s) ...
     pub floor_qps: f64,
-    /// Loud = rate at least this many times the baseline (and above the floor).
+    /// ... the window holds at least this many times the expected count ...
     pub ratio: f64,
-    /// spam_relay: MX share of queries that alone makes a loud client a relay.
-    pub mx_share_dominant: f64,
-    /// spam_relay: or MX rate this many times its own baseline ...
-    pub mx_ratio: f64,
-    /// ... with at least this MX share (a relay without local cache: ~1/3 MX).
-    pub mx_share_min: f64,
-    /// backscatter: share of queries that are unresolved FQDNs ...
-    pub unresolved_share_min: f64,
-    /// ... with at least this many of them in the run,
+    /// ... and at least this many queries beyond it (a handful is never an attack, on any bin size) ...
+    pub min_excess: u64,
+    /// ... with a Poisson p-value of at most 10^log10_p against the baseline.
+    pub log10_p: f64,
+    /// A client without a baseline (warm-up) is judged against this rate (q/s),
+    /// split over qtypes like the relay paper's quiet day (Table 1) ...
+    pub warmup_prior_qps: f64,
+    /// ... and must exceed it this many times, unless its own SMTP rules corroborate.
+    pub warmup_ratio: f64,
+    /// spam_relay: MX lookups make at least this share of the excess queries
+    /// (half of it when the server's outbound SMTP sessions flood too).
+    pub mx_excess_share: f64,
+    /// backscatter: unresolved FQDNs (normally none) beyond the baseline, at least this many
+    /// and this share of the excess queries (a resolver's stray few are not a flood) ...
     pub unresolved_min: u64,
-    /// or share of responses that are NXDOMAIN (backscatter without a search domain).
-    pub nxdomain_share_min: f64,
+    pub unresolved_excess_share: f64,
+    /// ... or NXDOMAIN makes this share of the excess answers ...
+    pub nxdomain_excess_share: f64,
+    /// ... on a mix where reverse (PTR) lookups of the connecting clients make this share of the excess.
+    pub ptr_excess_share: f64,
+    /// dns_query_flood (loud without a mail pattern) is opt-in: a volume rule
+    /// cannot tell a batch job or a blocklist checker from an attack.
+    pub query_flood: bool,
     pub smtp: SmtpRulesConfig,
 }
 
@@ -55,6 +67,8 @@ pub struct SmtpRulesConfig {
     pub outbound_ratio: f64,
     /// Least baseline for SMTP rates (events per second).
     pub min_baseline_ps: f64,
+    /// Events an SMTP flood needs in its window (a handful is never a flood).
+    pub min_events: u64,
 }
 
 impl Default for DetectorConfig {
@@ -69,13 +83,17 @@ impl Default for DetectorConfig {
             baseline_max_growth: 0.002,
             min_baseline_qps: 0.01,
             floor_qps: 0.2,
-            ratio: 10.0,
-            mx_share_dominant: 0.5,
-            mx_ratio: 20.0,
-            mx_share_min: 0.2,
-            unresolved_share_min: 0.05,
+            ratio: 4.0,
+            min_excess: 20,
+            log10_p: -6.0,
+            warmup_prior_qps: 0.5,
+            warmup_ratio: 10.0,
+            mx_excess_share: 0.3,
             unresolved_min: 5,
-            nxdomain_share_min: 0.4,
+            unresolved_excess_share: 0.02,
+            nxdomain_excess_share: 0.3,
+            ptr_excess_share: 0.1,
+            query_flood: false,
             smtp: SmtpRulesConfig::default(),
         }
     }
@@ -92,6 +110,7 @@ impl Default for SmtpRulesConfig {
             outbound_floor_ps: 0.1,
             outbound_ratio: 10.0,
             min_baseline_ps: 0.005,
+            min_events: 10,
         }
     }
 }

@@ -1,6 +1,8 @@
-//! `dns_query_flood`: a loud client with no more specific explanation.
-//! Not raised for clients still in warm-up (a busy resolver first seen
-//! would otherwise alert on its normal rate).
+//! `dns_query_flood`: a loud client with no mail-specific pattern. Opt-in
+//! (`detect.query_flood`): a volume rule cannot tell a batch job, a
+//! blocklist checker or a busy gateway from an attack, and mxwatch's other
+//! rules name what a mail server in trouble does. Never for clients still in
+//! warm-up.
 
 use super::rule::{Family, Finding, Rule, RuleInfo, Signal, Window};
 
@@ -20,13 +22,12 @@ impl Rule for DnsQueryFlood {
     }
 
     fn evaluate(&self, w: &Window<'_>) -> Option<Finding> {
-        let baseline = w.base.qps.max(w.cfg.min_baseline_qps);
-        w.warm.then(|| Finding {
+        (w.cfg.query_flood && w.warm).then(|| Finding {
             rule: &INFO,
             rank: 3,
             signal: Signal::Loud {
                 qps: w.totals.qps(),
-                ratio: w.totals.qps() / baseline,
+                ratio: w.excess.total.ratio(),
             },
         })
     }

@@ -1,12 +1,16 @@
 //! The numbers behind an alert: the bins of the incident so far (at most a
 //! window), reduced for the SIEM. Plain values; `output` names the fields.
 
+use super::config::DetectorConfig;
+use super::excess::Excess;
 use super::window::{Baselines, BinSummary, Totals, sub_bin_r_squared};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Evidence {
     pub window_seconds: f64,
     pub totals: Totals,
+    /// The same bins against the baselines, feature by feature.
+    pub excess: Excess,
     pub rate_qps: f64,
     pub baseline_qps: f64,
     pub r2_total_vs_unresolved: Option<f64>,
@@ -27,11 +31,12 @@ const SAMPLES: usize = 5;
 pub fn evidence(
     run: &[BinSummary],
     base: &Baselines,
-    min_qps: f64,
+    cfg: &DetectorConfig,
     warm: bool,
     local: Option<&str>,
 ) -> Evidence {
     let t = Totals::of(run);
+    let min_qps = cfg.min_baseline_qps;
     let mut names: Vec<String> = Vec::new();
     let unresolved = run.iter().rev().flat_map(|b| b.sample_unresolved.iter());
     let mx = run.iter().rev().flat_map(|b| b.sample_mx.iter());
@@ -58,6 +63,7 @@ pub fn evidence(
         outbound_baseline_ps: base.outbound_ps,
         warmup: !warm,
         related_alerts: Vec::new(),
+        excess: Excess::of(&t, base, cfg),
         totals: t,
     }
 }

@@ -17,11 +17,13 @@ pub mod backscatter;
 pub mod config;
 pub mod dns_query_flood;
 pub mod evidence;
+pub mod excess;
 pub mod rule;
 pub mod smtp_alpha;
 pub mod smtp_outbound_flood;
 pub mod smtp_user_unknown_flood;
 pub mod spam_relay;
+pub mod stats;
 pub mod window;
 
 use std::collections::VecDeque;
@@ -35,7 +37,8 @@ use crate::classify::{ClientBin, ClosedBin};
 
 pub use config::{DetectorConfig, SmtpRulesConfig};
 pub use evidence::Evidence;
-pub use rule::{Family, Finding, Rule, RuleInfo, Signal, Window};
+use excess::Excess;
+pub use rule::{Family, Finding, Rule, RuleInfo, Signal, SmtpHint, Window};
 use window::{Baselines, BinSummary, Quiet, Totals};
 
 /// Every rule, in the order their lines are written within a bin. Adding a
@@ -86,6 +89,8 @@ pub enum Why {
     Ended { quiet_since: i64 },
     /// Ended because the input ended.
     EndOfInput { quiet_since: i64 },
+    /// Ended because the evidence now names another rule (its incident starts in the same bin).
+    Reclassified { to: &'static str },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -118,6 +123,8 @@ struct Active {
     last_update: i64,
     last_loud_end: i64,
     quiet: usize,
+    /// Bins in a row whose best explanation is another rule.
+    disagree: usize,
     bins: VecDeque<BinSummary>,
 }
 
@@ -128,6 +135,8 @@ struct ClientState {
     /// One slot per incident kind: the DNS family, then each other rule.
     slots: Vec<Option<Active>>,
     server: Option<IpAddr>,
+    /// Seen receiving SMTP sessions: a mail server.
+    smtp_server: bool,
 }
 
 impl ClientState {
@@ -219,67 +228,36 @@ impl Detector {
         if let Some(s) = bin.main_server() {
             st.server = Some(s);
         }
+        st.smtp_server |= bin.smtp.connections > 0;
         let summary = BinSummary::of(start, end, bin);
         st.recent.push_back(summary.clone());
         while st.recent.len() > cfg.confirm_bins.max(1) {
             st.recent.pop_front();
         }
         let warm = st.base.bins >= cfg.warmup_bins;
-        // A client in warm-up has no baseline yet: it is judged against the
-        // least baseline, and only the specific rules can fire for it.
-        let loud = |b: &BinSummary, base: &Baselines| {
-            let q = b.qps();
-            let reference = if warm {
-                base.qps.max(cfg.min_baseline_qps)
-            } else {
-                cfg.min_baseline_qps
-            };
-            q >= floor && q >= ratio * reference
-        };
-        let loud_now = loud(&summary, &st.base);
-        let confirmed =
-            st.recent.len() >= cfg.confirm_bins && st.recent.iter().all(|b| loud(b, &st.base));
         let run: Vec<BinSummary> = st.recent.iter().cloned().collect();
         let totals = Totals::of(&run);
-        let w = Window {
+        // The window and its latest bin against the baselines, by feature.
+        let excess = Excess::of(&totals, &st.base, cfg);
+        let latest = Excess::of(&Totals::of(std::slice::from_ref(&summary)), &st.base, cfg);
+        let full = st.recent.len() >= cfg.confirm_bins;
+        let mut phases: Vec<Option<Phase>> = vec![None; slots];
+
+        // Rules with incidents of their own (SMTP) first: they corroborate
+        // and name the DNS incident.
+        let mut held: Vec<&'static RuleInfo> = Vec::new();
+        let plain = Window {
             run: &run,
             totals: &totals,
             base: &st.base,
             warm,
             cfg,
+            excess: &excess,
+            smtp: SmtpHint::default(),
         };
-        let mut phases: Vec<Option<Phase>> = vec![None; slots];
-
-        // DNS family: judged while the client is loud; the most specific
-        // finding names the incident.
-        let dns_new = if st.slots[0].is_none() && confirmed {
-            self.dns_rules
-                .iter()
-                .filter_map(|&r| self.rules[r].evaluate(&w))
-                .min_by_key(|f| f.rank)
-        } else {
-            None
-        };
-        phases[0] = step_slot(
-            &mut st.slots[0],
-            dns_new,
-            loud_now,
-            &summary,
-            &run,
-            cfg,
-            ip,
-            end,
-        );
-
-        // Other rules: each decides both its start and its continuation.
-        let mut held: Vec<&'static RuleInfo> = Vec::new();
         for (k, &r) in self.own_rules.iter().enumerate() {
             let rule = &self.rules[r];
-            let f = if st.recent.len() >= cfg.confirm_bins {
-                rule.evaluate(&w)
-            } else {
-                None
-            };
+            let f = if full { rule.evaluate(&plain) } else { None };
             if f.is_some() {
                 held.push(rule.info());
             }
@@ -290,13 +268,71 @@ impl Detector {
             let from = rule.onset(&run);
             phases[1 + k] = step_slot(slot, new, holds_now, &summary, &run[from..], cfg, ip, end);
         }
+        let holding = |r: &'static RuleInfo| held.iter().any(|h| std::ptr::eq(*h, r));
+        let smtp = SmtpHint {
+            outbound: holding(&smtp_outbound_flood::INFO),
+            user_unknown: holding(&smtp_user_unknown_flood::INFO),
+            server: st.smtp_server,
+        };
 
-        // Baselines learn from quiet bins outside incidents; during warm-up
-        // "quiet" cannot be judged yet, so every bin outside an incident counts.
-        let quiet_for =
-            |r: &'static RuleInfo| !st.open(r) && !held.iter().any(|h| std::ptr::eq(*h, r));
+        // DNS family: judged while the window is loud; the most specific
+        // finding names the incident, and is judged again while it lasts.
+        let loud_now = latest.bin_loud(floor, ratio);
+        let corroborated = smtp.outbound || smtp.user_unknown;
+        let confirmed = full && loud_now && excess.loud(cfg, floor, ratio, corroborated);
+        let w = Window { smtp, ..plain };
+        // What the excess is made of (judged while the latest bin is loud).
+        let explained = if loud_now {
+            self.dns_rules
+                .iter()
+                .filter_map(|&r| self.rules[r].evaluate(&w))
+                .min_by_key(|f| f.rank)
+        } else {
+            None
+        };
+        let best = if confirmed { explained.clone() } else { None };
+        // A different explanation for `confirm_bins` bins in a row ends the
+        // incident ("reclassified") and starts one under the new rule.
+        let mut reclassified = None;
+        if let Some(a) = &mut st.slots[0] {
+            match &best {
+                Some(f) if !std::ptr::eq(f.rule, a.rule) => a.disagree += 1,
+                _ => a.disagree = 0,
+            }
+            if a.disagree >= cfg.confirm_bins.max(1) {
+                reclassified = st.slots[0].take();
+            }
+        }
+        let dns_new = if st.slots[0].is_none() { best } else { None };
+        // The incident starts at the first bin of the window with queries
+        // beyond the baseline at the floor rate (a quiet bin before the
+        // attack is in the window, not in the incident).
+        let onset = run
+            .iter()
+            .position(|b| {
+                let x = Excess::of(&Totals::of(std::slice::from_ref(b)), &st.base, cfg);
+                x.total.excess() >= floor * x.secs
+            })
+            .unwrap_or(run.len().saturating_sub(1));
+        phases[0] = step_slot(
+            &mut st.slots[0],
+            dns_new,
+            loud_now,
+            &summary,
+            &run[onset..],
+            cfg,
+            ip,
+            end,
+        );
+
+        // Baselines learn from quiet bins outside incidents. During warm-up
+        // "loud" means little yet (a busy resolver first seen is loud against
+        // the prior): every bin outside an incident counts, unless a DNS rule
+        // explains its excess (a capture that starts inside an attack must
+        // not learn the attack as the baseline).
+        let quiet_for = |r: &'static RuleInfo| !st.open(r) && !holding(r);
         let quiet = Quiet {
-            dns: st.slots[0].is_none() && (!loud_now || !warm),
+            dns: st.slots[0].is_none() && !(loud_now && (warm || explained.is_some())),
             user_unknown: quiet_for(&smtp_user_unknown_flood::INFO),
             outbound: quiet_for(&smtp_outbound_flood::INFO),
         };
@@ -308,6 +344,16 @@ impl Detector {
         let quiet_end = cfg.end_after_quiet_bins.max(1);
         let ctx = AlertCtx::new(ip, st, end, cfg, warm, local);
         let mut out = Vec::new();
+        if let Some(old) = &reclassified {
+            let mut a = ctx.alert(old, Phase::End, &self.rules);
+            a.why = Why::Reclassified {
+                to: st.slots[0].as_ref().map_or("?", |n| n.rule.name),
+            };
+            a.evidence
+                .related_alerts
+                .extend(st.slots[0].as_ref().map(|n| n.rule.name));
+            out.push(a);
+        }
         for (slot, phase) in st.slots.iter().zip(&phases) {
             let Some(a) = slot else { continue };
             let phase = if a.quiet >= quiet_end {
@@ -316,7 +362,14 @@ impl Detector {
                 *phase
             };
             if let Some(phase) = phase {
-                out.push(ctx.alert(a, phase, &self.rules));
+                let mut alert = ctx.alert(a, phase, &self.rules);
+                if let Some(old) = &reclassified
+                    && phase == Phase::Start
+                    && std::ptr::eq(a, st.slots[0].as_ref().unwrap_or(a))
+                {
+                    alert.evidence.related_alerts.push(old.rule.name);
+                }
+                out.push(alert);
             }
         }
         for slot in &mut st.slots {
@@ -371,6 +424,7 @@ fn step_slot(
                 last_update: end,
                 last_loud_end: end,
                 quiet: 0,
+                disagree: 0,
                 bins: run.iter().cloned().collect(),
             });
             Some(Phase::Start)
@@ -406,6 +460,8 @@ struct AlertCtx<'a> {
     local: Option<&'a str>,
     /// Rules with an incident open for this client (before any ends).
     open: Vec<&'static RuleInfo>,
+    /// What the open SMTP incidents say, for the DNS rule's numbers.
+    smtp: SmtpHint,
 }
 
 impl<'a> AlertCtx<'a> {
@@ -426,18 +482,17 @@ impl<'a> AlertCtx<'a> {
             warm,
             local,
             open: st.slots.iter().flatten().map(|a| a.rule).collect(),
+            smtp: SmtpHint {
+                outbound: st.open(&smtp_outbound_flood::INFO),
+                user_unknown: st.open(&smtp_user_unknown_flood::INFO),
+                server: st.smtp_server,
+            },
         }
     }
 
     fn alert(&self, a: &Active, phase: Phase, rules: &[Box<dyn Rule>]) -> Alert {
         let bins: Vec<BinSummary> = a.bins.iter().cloned().collect();
-        let mut evidence = evidence::evidence(
-            &bins,
-            self.base,
-            self.cfg.min_baseline_qps,
-            self.warm,
-            self.local,
-        );
+        let mut evidence = evidence::evidence(&bins, self.base, self.cfg, self.warm, self.local);
         evidence.related_alerts = self
             .open
             .iter()
@@ -456,6 +511,8 @@ impl<'a> AlertCtx<'a> {
                     base: self.base,
                     warm: self.warm,
                     cfg: self.cfg,
+                    excess: &evidence.excess,
+                    smtp: self.smtp,
                 };
                 rules
                     .iter()

@@ -6,7 +6,19 @@
 use std::fmt;
 
 use super::config::DetectorConfig;
+use super::excess::Excess;
 use super::window::{Baselines, BinSummary, Totals};
+
+/// What the same server's SMTP rules say right now (when SMTP is visible).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SmtpHint {
+    /// Its outbound sessions flood (a relay sends the spam out).
+    pub outbound: bool,
+    /// "User unknown" rejections flood (a bounce flood).
+    pub user_unknown: bool,
+    /// The client has been seen receiving SMTP sessions (it is a mail server).
+    pub server: bool,
+}
 
 /// How a rule's incidents are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +59,9 @@ pub struct Window<'a> {
     /// The client has a baseline (past its warm-up).
     pub warm: bool,
     pub cfg: &'a DetectorConfig,
+    /// The window against the baselines, feature by feature.
+    pub excess: &'a Excess,
+    pub smtp: SmtpHint,
 }
 
 pub trait Rule: fmt::Debug + Send + Sync {
@@ -75,18 +90,32 @@ pub struct Finding {
 /// The numbers a finding rests on (`output::reason` turns them into a sentence).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Signal {
-    /// MX lookups drive a burst: `dominant` = the MX share alone decides;
-    /// otherwise the MX rate surged against its own baseline.
-    MxDriven {
+    /// MX lookups make `share` of the excess queries: `mx` where
+    /// `mx_expected` were expected.
+    MxExcess {
         qps: f64,
-        mx_share: f64,
+        ratio: f64,
         mx: u64,
-        dominant: bool,
+        mx_expected: f64,
+        share: f64,
     },
-    /// Qualified names with the local search domain appended.
-    Unresolved { qps: f64, count: u64, share: f64 },
-    /// Many NXDOMAIN answers (no search domain to append).
-    NxDomain { qps: f64, share: f64 },
+    /// Qualified names with the local search domain appended, beyond their
+    /// (normally zero) baseline; `share` of the excess queries.
+    UnresolvedExcess {
+        qps: f64,
+        ratio: f64,
+        count: u64,
+        expected: f64,
+        share: f64,
+    },
+    /// NXDOMAIN answers beyond their baseline, `share` of the excess answers.
+    NxDomainExcess {
+        qps: f64,
+        ratio: f64,
+        nxdomain: u64,
+        expected: f64,
+        share: f64,
+    },
     /// Loud with no more specific explanation.
     Loud { qps: f64, ratio: f64 },
     /// alpha = connections / MAIL FROM out of its band.

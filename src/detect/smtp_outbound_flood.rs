@@ -23,15 +23,18 @@ impl Rule for SmtpOutboundFlood {
         let (t, cfg) = (w.totals, &w.cfg.smtp);
         let rate = t.smtp.outbound as f64 / t.secs;
         let baseline = w.base.outbound_ps.max(cfg.min_baseline_ps);
-        (rate >= cfg.outbound_floor_ps && rate >= cfg.outbound_ratio * baseline).then(|| Finding {
-            rule: &INFO,
-            rank: 0,
-            signal: Signal::Outbound {
-                count: t.smtp.outbound,
-                rate,
-                ratio: rate / baseline,
-            },
-        })
+        (t.smtp.outbound >= cfg.min_events
+            && rate >= cfg.outbound_floor_ps
+            && rate >= cfg.outbound_ratio * baseline)
+            .then(|| Finding {
+                rule: &INFO,
+                rank: 0,
+                signal: Signal::Outbound {
+                    count: t.smtp.outbound,
+                    rate,
+                    ratio: rate / baseline,
+                },
+            })
     }
 
     fn onset(&self, run: &[BinSummary]) -> usize {

@@ -23,8 +23,10 @@ impl Rule for SmtpUserUnknownFlood {
         let (t, cfg) = (w.totals, &w.cfg.smtp);
         let rate = t.smtp.user_unknown as f64 / t.secs;
         let baseline = w.base.user_unknown_ps.max(cfg.min_baseline_ps);
-        (rate >= cfg.user_unknown_floor_ps && rate >= cfg.user_unknown_ratio * baseline).then(
-            || Finding {
+        (t.smtp.user_unknown >= cfg.min_events
+            && rate >= cfg.user_unknown_floor_ps
+            && rate >= cfg.user_unknown_ratio * baseline)
+            .then(|| Finding {
                 rule: &INFO,
                 rank: 0,
                 signal: Signal::UserUnknown {
@@ -33,8 +35,7 @@ impl Rule for SmtpUserUnknownFlood {
                     ratio: rate / baseline,
                     clients: t.distinct_smtp_clients_max,
                 },
-            },
-        )
+            })
     }
 
     fn onset(&self, run: &[BinSummary]) -> usize {

@@ -1,5 +1,7 @@
-//! `spam_relay`: a loud client whose queries are driven by MX lookups (one
-//! per new recipient domain: the relay paper's Table 1, 27 -> 35,801 MX a day).
+//! `spam_relay`: a loud client whose excess queries are driven by MX lookups
+//! (one per new recipient domain: the relay paper's Table 1, 27 -> 35,801 MX
+//! a day). MX-driven wins over unresolved names: a relay whose spam sources
+//! have PTR names without A records shows some FQDN+local names too.
 
 use super::rule::{Family, Finding, Rule, RuleInfo, Signal, Window};
 
@@ -13,35 +15,34 @@ pub static INFO: RuleInfo = RuleInfo {
 #[derive(Debug)]
 pub struct SpamRelay;
 
+/// MX lookups beyond the baseline that mean something.
+const MIN_MX_EXCESS: f64 = 5.0;
+
 impl Rule for SpamRelay {
     fn info(&self) -> &'static RuleInfo {
         &INFO
     }
 
-    /// MX share dominant (rank 0: it outranks an NXDOMAIN share, a relay
-    /// spamming dead domains is still a relay), or an MX surge against its
-    /// own baseline (rank 2, below backscatter).
     fn evaluate(&self, w: &Window<'_>) -> Option<Finding> {
-        let (t, cfg) = (w.totals, w.cfg);
-        let share = t.mx_share();
-        let finding = |dominant: bool| Finding {
-            rule: &INFO,
-            rank: if dominant { 0 } else { 2 },
-            signal: Signal::MxDriven {
-                qps: t.qps(),
-                mx_share: share,
-                mx: t.mx(),
-                dominant,
-            },
+        let (x, cfg) = (w.excess, w.cfg);
+        let share = x.share(&x.mx);
+        // The server's own outbound SMTP flood names a relay (unless it is
+        // also bouncing a flood of unknown users: then backscatter decides).
+        let needed = if w.smtp.outbound && !w.smtp.user_unknown {
+            cfg.mx_excess_share / 2.0
+        } else {
+            cfg.mx_excess_share
         };
-        if share >= cfg.mx_share_dominant {
-            return Some(finding(true));
-        }
-        // Without a local cache MX is only about a third of a relay's queries:
-        // then the MX rate against its own baseline decides (not for new clients).
-        let mx_qps = t.mx() as f64 / t.secs;
-        let mx_base = w.base.mx_qps.max(cfg.min_baseline_qps);
-        (w.warm && share >= cfg.mx_share_min && mx_qps >= cfg.mx_ratio * mx_base)
-            .then(|| finding(false))
+        (x.mx.significant(cfg.log10_p, MIN_MX_EXCESS) && share >= needed).then(|| Finding {
+            rule: &INFO,
+            rank: 0,
+            signal: Signal::MxExcess {
+                qps: w.totals.qps(),
+                ratio: x.total.ratio(),
+                mx: x.mx.observed,
+                mx_expected: x.mx.expected,
+                share,
+            },
+        })
     }
 }

@@ -127,8 +127,15 @@ impl Totals {
 pub struct Baselines {
     /// Quiet bins learnt from; below the warm-up count the client is new.
     pub bins: u64,
+    /// Queries, and by feature (A counts A and AAAA).
     pub qps: f64,
     pub mx_qps: f64,
+    pub a_qps: f64,
+    pub ptr_qps: f64,
+    /// Answers, NXDOMAIN answers, unresolved FQDNs (normally none).
+    pub responses_ps: f64,
+    pub nxdomain_ps: f64,
+    pub unresolved_ps: f64,
     pub user_unknown_ps: f64,
     pub outbound_ps: f64,
 }
@@ -157,8 +164,17 @@ impl Baselines {
         };
         let secs = b.secs();
         if quiet.dns {
-            self.qps = learn(self.qps, b.qps(), cfg.min_baseline_qps);
-            self.mx_qps = learn(self.mx_qps, b.mx() as f64 / secs, cfg.min_baseline_qps);
+            use crate::dns::QtypeBucket as Q;
+            let min = cfg.min_baseline_qps;
+            let rate = |n: u64| n as f64 / secs;
+            let d = &b.dns;
+            self.qps = learn(self.qps, b.qps(), min);
+            self.mx_qps = learn(self.mx_qps, rate(b.mx()), min);
+            self.a_qps = learn(self.a_qps, rate(d.qtype(Q::A) + d.qtype(Q::Aaaa)), min);
+            self.ptr_qps = learn(self.ptr_qps, rate(d.qtype(Q::Ptr)), min);
+            self.responses_ps = learn(self.responses_ps, rate(d.responses), min);
+            self.nxdomain_ps = learn(self.nxdomain_ps, rate(d.rcode(RcodeBucket::NxDomain)), min);
+            self.unresolved_ps = learn(self.unresolved_ps, rate(d.unresolved_fqdn), min);
             self.bins += 1;
         }
         let min_smtp = cfg.smtp.min_baseline_ps;

@@ -57,9 +57,38 @@ pub struct EvidenceOut<'a> {
     local_domain: Option<&'a str>,
     sample_names: &'a [String],
     smtp: SmtpEvidenceOut<'a>,
+    /// What the baselines expected of the same bins (counts), the Poisson
+    /// p-value of the queries (log10), and what each feature makes of the excess.
+    expected: ExpectedOut,
+    log10_p: f64,
+    excess_share: ExcessShareOut,
     warmup: bool,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     related_alerts: &'a [&'static str],
+}
+
+#[derive(Debug, Serialize)]
+struct ExpectedOut {
+    queries: f64,
+    #[serde(rename = "MX")]
+    mx: f64,
+    #[serde(rename = "A")]
+    a: f64,
+    #[serde(rename = "PTR")]
+    ptr: f64,
+    nxdomain: f64,
+    unresolved_fqdn: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct ExcessShareOut {
+    #[serde(rename = "MX")]
+    mx: f64,
+    #[serde(rename = "PTR")]
+    ptr: f64,
+    unresolved_fqdn: f64,
+    /// Of the excess answers.
+    nxdomain: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -80,6 +109,7 @@ struct SmtpEvidenceOut<'a> {
 impl<'a> EvidenceOut<'a> {
     pub fn of(e: &'a Evidence) -> Self {
         let t = &e.totals;
+        let x = &e.excess;
         EvidenceOut {
             window_seconds: e.window_seconds,
             queries: t.dns.queries,
@@ -110,6 +140,21 @@ impl<'a> EvidenceOut<'a> {
                 user_unknown_baseline_ps: round4(e.user_unknown_baseline_ps),
                 outbound_baseline_ps: round4(e.outbound_baseline_ps),
                 sample_recipients: &e.sample_recipients,
+            },
+            expected: ExpectedOut {
+                queries: round4(x.total.expected),
+                mx: round4(x.mx.expected),
+                a: round4(x.a.expected),
+                ptr: round4(x.ptr.expected),
+                nxdomain: round4(x.nxdomain.expected),
+                unresolved_fqdn: round4(x.unresolved.expected),
+            },
+            log10_p: (x.total.log10_p() * 100.0).round() / 100.0,
+            excess_share: ExcessShareOut {
+                mx: round4(x.share(&x.mx)),
+                ptr: round4(x.share(&x.ptr)),
+                unresolved_fqdn: round4(x.share(&x.unresolved)),
+                nxdomain: round4(x.nxdomain_share()),
             },
             warmup: e.warmup,
             related_alerts: &e.related_alerts,

@@ -14,6 +14,9 @@ pub fn reason(a: &Alert) -> String {
                 rfc3339_micros(*quiet_since)
             )
         }
+        Why::Reclassified { to } => {
+            format!("{name} ended: the evidence now points to {to}, which continues the incident.")
+        }
         Why::EndOfInput { quiet_since } => format!(
             "{name} ended: quiet since {} (end of input)",
             rfc3339_micros(*quiet_since)
@@ -23,22 +26,34 @@ pub fn reason(a: &Alert) -> String {
 
 fn signal(s: &Signal) -> String {
     match *s {
-        Signal::MxDriven {
+        Signal::MxExcess {
             qps,
-            mx_share,
+            ratio,
             mx,
-            dominant,
+            mx_expected,
+            share,
         } => format!(
-            "MX lookups {} a query burst of {qps:.1} q/s ({:.0}% MX, {mx} MX queries): the mail server is sending mail to many new domains, as an abused relay does.",
-            if dominant { "dominate" } else { "surge" },
-            mx_share * 100.0,
+            "MX lookups drive a query burst of {qps:.1} q/s ({ratio:.0} times the baseline): {mx} MX queries where {mx_expected:.1} were expected, {:.0}% of the excess; the mail server is sending mail to many new domains, as an abused relay does.",
+            share * 100.0,
         ),
-        Signal::Unresolved { qps, count, share } => format!(
-            "Query burst of {qps:.1} q/s where {count} queries ({:.0}%) are qualified names with the local search domain appended: the mail server is checking forged senders of a bounce flood.",
+        Signal::UnresolvedExcess {
+            qps,
+            ratio,
+            count,
+            expected,
+            share,
+        } => format!(
+            "Query burst of {qps:.1} q/s ({ratio:.0} times the baseline) with {count} qualified names with the local search domain appended where {expected:.1} were expected ({:.0}% of the excess): the mail server is checking forged senders of a bounce flood.",
             share * 100.0
         ),
-        Signal::NxDomain { qps, share } => format!(
-            "Query burst of {qps:.1} q/s where {:.0}% of answers are NXDOMAIN: the mail server is checking forged senders of a bounce flood.",
+        Signal::NxDomainExcess {
+            qps,
+            ratio,
+            nxdomain,
+            expected,
+            share,
+        } => format!(
+            "Query burst of {qps:.1} q/s ({ratio:.0} times the baseline) with {nxdomain} NXDOMAIN answers where {expected:.1} were expected ({:.0}% of the excess answers): the mail server is checking forged senders of a bounce flood.",
             share * 100.0
         ),
         Signal::Loud { qps, ratio } => format!(

@@ -13,7 +13,7 @@ use crate::classify::{ClientRecord, DnsCounts, SmtpCounts};
 use crate::dns::{QtypeBucket, RcodeBucket};
 
 /// Bumped on any incompatible change of a field's name, type or meaning.
-pub const SCHEMA_VERSION: &str = "1.0";
+pub const SCHEMA_VERSION: &str = "1.1";
 
 #[derive(Debug, Serialize)]
 pub struct Observer<'a> {
