@@ -21,7 +21,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Read pcap/pcapng files (in the order given, or merged by time with --merge) and write JSON lines.
+    /// Read pcap/pcapng files (merged by packet time, or one after another with --in-order) and write JSON lines.
     Read(ReadArgs),
     /// Capture on live interfaces and write JSON lines until SIGINT/SIGTERM.
     Live(LiveArgs),
@@ -76,10 +76,14 @@ pub struct ReadArgs {
     /// Never show a progress line on stderr.
     #[arg(long)]
     pub no_progress: bool,
-    /// Merge the files by packet time (captures of the same period from several
-    /// taps, e.g. a DNS and an SMTP capture) instead of reading them one after another.
-    #[arg(long)]
+    /// Merge the files by packet time (the default; kept for scripts that pass it).
+    #[arg(long, conflicts_with = "in_order")]
     pub merge: bool,
+    /// Read the files one after another, in the order given, instead of merging
+    /// them by packet time. Files of the same period (a DNS and an SMTP tap) read
+    /// in order would look like a burst: mxwatch warns when their times overlap.
+    #[arg(long)]
+    pub in_order: bool,
 }
 
 #[derive(Debug, Args)]

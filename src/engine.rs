@@ -175,6 +175,8 @@ pub struct Front<B: Back> {
     /// Classifier-channel drops charged to each source.
     drops: Vec<(u64, u64)>,
     last_source: usize,
+    /// Packet time went back by more than a bin (unmerged overlapping files).
+    went_back: bool,
 }
 
 impl<B: Back> Front<B> {
@@ -189,7 +191,13 @@ impl<B: Back> Front<B> {
             last_ts: None,
             drops: Vec::new(),
             last_source: 0,
+            went_back: false,
         }
+    }
+
+    /// Packet time went back by more than a bin at some point.
+    pub fn went_back(&self) -> bool {
+        self.went_back
     }
 
     fn source(&mut self, i: usize) {
@@ -235,8 +243,10 @@ impl<B: Back> Front<B> {
     /// entering a new bin ticks the back end and expires idle flows.
     pub fn clock(&mut self, ts: Micros) {
         self.first_ts.get_or_insert(ts);
-        if self.last_ts.is_none_or(|l| ts > l) {
-            self.last_ts = Some(ts);
+        match self.last_ts {
+            Some(l) if ts < l.saturating_sub(self.bins.micros) => self.went_back = true,
+            Some(l) if ts <= l => {}
+            _ => self.last_ts = Some(ts),
         }
         let next = *self
             .next_tick

@@ -84,11 +84,16 @@ impl FrameSource for Files {
 }
 
 /// Capture files merged by packet time (ties: the file given first); all
-/// are opened at the start.
+/// are opened at the start. A file that cannot be opened, or that is cut
+/// mid-record, is reported after the others are read (nothing they hold is
+/// lost); a bad filter at once.
 pub struct Merged {
     heads: Vec<Head>,
     last: Option<usize>,
     buf: Vec<u8>,
+    /// A file that could not be opened: reported once the others are read,
+    /// so that what they hold is still counted.
+    deferred: Option<CaptureError>,
 }
 
 /// A file and its next frame, copied out of libpcap's buffer.
@@ -115,18 +120,34 @@ impl Head {
 impl Merged {
     pub fn open(paths: &[PathBuf], filter: Option<&str>) -> Result<Self, CaptureError> {
         let mut heads = Vec::new();
+        let mut deferred = None;
         for p in paths {
-            let mut h = Head {
-                src: FileSource::open(p, filter)?,
-                next: None,
+            let src = match FileSource::open(p, filter) {
+                Ok(s) => s,
+                // A bad filter is bad for every file: say so at once.
+                Err(e @ CaptureError::Filter { .. }) => return Err(e),
+                Err(e) => {
+                    deferred.get_or_insert(e);
+                    continue;
+                }
             };
-            h.pull()?;
+            let mut h = Head { src, next: None };
+            if let Err(e) = h.pull() {
+                deferred.get_or_insert(e);
+                continue;
+            }
             heads.push(h);
+        }
+        if heads.is_empty()
+            && let Some(e) = deferred
+        {
+            return Err(e);
         }
         Ok(Merged {
             heads,
             last: None,
             buf: Vec::new(),
+            deferred,
         })
     }
 }
@@ -140,7 +161,10 @@ impl FrameSource for Merged {
             .filter_map(|(i, h)| h.next.as_ref().map(|f| (f.0, i)))
             .min()
         else {
-            return Ok(Pulled::End);
+            return match self.deferred.take() {
+                Some(e) => Err(e),
+                None => Ok(Pulled::End),
+            };
         };
         let h = &mut self.heads[i];
         let (ts, wire_len, data) = h.next.take().expect("present");
@@ -148,7 +172,11 @@ impl FrameSource for Merged {
         // Keep this frame's bytes while the head reads its next one.
         self.buf = data;
         h.next = Some((0, 0, Vec::new()));
-        h.pull()?;
+        if let Err(e) = h.pull() {
+            // The file is cut: the others go on, the error comes at the end.
+            h.next = None;
+            self.deferred.get_or_insert(e);
+        }
         self.last = Some(i);
         Ok(Pulled::Frame {
             source: 0,

@@ -139,14 +139,21 @@ pub fn read(args: &ReadArgs) -> Result<()> {
     );
     let show_progress = !args.no_progress && io::stderr().is_terminal();
     let bar = progress_bar(show_progress, total_bytes(&args.files));
+    // Several files are merged by packet time (a DNS and an SMTP tap of the
+    // same minutes read in turn would look like a burst).
     let input_error = feed_files(
         &mut run.capture,
         &args.files,
         settings.filter.as_deref(),
-        args.merge,
+        !args.in_order,
         &bar,
     )
     .err();
+    if args.in_order && run.capture.front.went_back() {
+        tracing::warn!(
+            "--in-order: a file starts before the previous one ended (packet time went back): captures of the same period should be merged (drop --in-order)"
+        );
+    }
     bar.finish_and_clear();
     let files = args.files.clone();
     let (_, written) = run.finish(|c| vec![file_snapshot(&mut c.front, &files)]);
