@@ -65,8 +65,8 @@ fn write_client(r: &Report, ip: IpAddr, dir: &Path) -> Result<Vec<Written>> {
     let empty = Default::default();
     let bins = r.counters.bins.get(&ip).unwrap_or(&empty);
     let bin = i64::from(r.bin_secs) * 1_000_000;
-    let first = r.span.0.div_euclid(bin) * bin;
-    let last = r.span.1.div_euclid(bin) * bin;
+    let grid = crate::time::Bins::new(bin);
+    let (first, last) = (grid.start_of(r.span.0), grid.start_of(r.span.1));
     let (div, unit) = time_unit((r.span.1 - r.span.0) as f64 / 1e6);
     let x = |t: i64| (t - first) as f64 / 1e6 / div;
     let secs = f64::from(r.bin_secs);

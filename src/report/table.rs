@@ -100,7 +100,7 @@ pub fn rows(bins: &BTreeMap<i64, Counts>, period: Period, model: &DqModel) -> Ve
     let mut by_period: BTreeMap<i64, Counts> = BTreeMap::new();
     let mut total = Counts::default();
     for (&t, c) in bins {
-        let p = t.div_euclid(period.micros()) * period.micros();
+        let p = crate::time::Bins::new(period.micros()).start_of(t);
         by_period.entry(p).or_default().add(c);
         total.add(c);
     }
