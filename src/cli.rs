@@ -76,6 +76,13 @@ pub struct ReadArgs {
     /// Never show a progress line on stderr.
     #[arg(long)]
     pub no_progress: bool,
+    /// At the end, a short summary for a person on stderr: packets read, busiest
+    /// clients, alerts started and why [default: when stderr is a terminal].
+    #[arg(long, overrides_with = "no_summary")]
+    pub summary: bool,
+    /// No summary on stderr, even on a terminal.
+    #[arg(long)]
+    pub no_summary: bool,
     /// Merge the files by packet time (the default; kept for scripts that pass it).
     #[arg(long, conflicts_with = "in_order")]
     pub merge: bool,

@@ -12,6 +12,7 @@ pub mod alert;
 pub mod health;
 pub mod reason;
 pub mod schema;
+pub mod summary;
 
 use std::io::{self, Write};
 

@@ -17,6 +17,7 @@ use crate::capture::source::{Files, FrameSource, Merged, Pulled};
 use crate::cli::{ConfigArgs, ReadArgs};
 use crate::config::{self, Settings};
 use crate::engine::{Back, Front};
+use crate::output::summary::Summary;
 use crate::output::{CaptureSnapshot, Output};
 use crate::pipeline::{self, CaptureSide};
 
@@ -133,10 +134,11 @@ pub fn feed_files(
 pub fn read(args: &ReadArgs) -> Result<()> {
     let settings = Settings::build(&args.common)?;
     let writer = open_output(&settings.output)?;
-    let mut run = pipeline::start(
-        settings.pipeline(true),
-        Box::new(output_for(writer, &settings)),
-    );
+    let mut sink: Box<dyn crate::output::Sink> = Box::new(output_for(writer, &settings));
+    if args.summary || (!args.no_summary && io::stderr().is_terminal()) {
+        sink = Box::new(Summary::new(sink, Box::new(io::stderr())));
+    }
+    let mut run = pipeline::start(settings.pipeline(true), sink);
     let show_progress = !args.no_progress && io::stderr().is_terminal();
     let bar = progress_bar(show_progress, total_bytes(&args.files));
     // Several files are merged by packet time (a DNS and an SMTP tap of the
