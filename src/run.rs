@@ -58,6 +58,7 @@ pub fn pipeline_config(s: &Settings, lossless: bool) -> PipelineConfig {
                 max_flows: s.file.pipeline.max_smtp_flows,
                 ..SmtpLimits::default()
             },
+            defrag: s.file.defrag.limits(),
         },
     }
 }
@@ -126,6 +127,7 @@ pub fn write_capture_stats(
                     other_ports: d.other_ports,
                     later_fragments: d.later_fragments,
                 },
+                ip_fragments: d.ip_fragments,
                 dns: DnsHealthOut {
                     messages: s.dns_messages,
                     partial: d.dns_partial,
@@ -215,7 +217,21 @@ pub fn total_bytes(files: &[PathBuf]) -> u64 {
 /// packet time (ties: the file given first). `progress` is called now and
 /// then with the file being read and the bytes read since the last call.
 /// Stops early, without error, when the output can no longer be written.
+/// At the end (or an input error), datagrams still being reassembled are
+/// handed on from their first fragment.
 pub fn feed_files(
+    capture: &mut pipeline::CaptureSide,
+    paths: &[PathBuf],
+    filter: Option<&str>,
+    merge: bool,
+    progress: impl FnMut(&pipeline::CaptureSide, &Path, u64),
+) -> Result<(), CaptureError> {
+    let fed = feed_files_in_turn(capture, paths, filter, merge, progress);
+    capture.decoder.flush(&mut capture.sharder);
+    fed
+}
+
+fn feed_files_in_turn(
     capture: &mut pipeline::CaptureSide,
     paths: &[PathBuf],
     filter: Option<&str>,

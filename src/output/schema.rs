@@ -206,6 +206,8 @@ pub struct CaptureOut<'a> {
     pub truncated: crate::decode::ByLayer,
     pub decode_errors: DecodeErrorsOut,
     pub skipped: SkippedOut,
+    /// IP reassembly of UDP datagrams (counters and the table's size now).
+    pub ip_fragments: crate::decode::defrag::DefragStats,
     pub dns: DnsHealthOut,
     pub smtp: serde_json::Value,
     pub channel_drops: ChannelDropsOut,
