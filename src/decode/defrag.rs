@@ -288,7 +288,9 @@ impl Reassembler {
             id: f.id,
         };
         if !self.table.contains_key(&key) {
-            while self.table.len() >= self.limits.max_datagrams.max(1) {
+            while self.table.len() >= self.limits.max_datagrams.max(1)
+                || self.bytes_held + ENTRY_OVERHEAD > self.limits.max_total_bytes
+            {
                 if !self.give_up_oldest(None, release) {
                     break;
                 }

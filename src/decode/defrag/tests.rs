@@ -300,7 +300,8 @@ proptest! {
             ts += i64::from(step);
             let f = Fragment { src: CLIENT, dst: SERVER, id: u32::from(id), offset: u32::from(offset) * 7, more, data: &data };
             r.add(ts, &f, &mut |rel| {
-                assert!(rel.udp.len() >= 8 && rel.udp.len() <= 1024);
+                // Whole datagrams may be tiny; one read from its first fragment has a UDP header.
+                assert!(rel.udp.len() <= 1024 && (rel.whole || rel.udp.len() >= 8));
                 released += 1;
             });
             prop_assert!(r.in_progress() <= max_datagrams);
