@@ -58,7 +58,7 @@ pub struct Common {
     /// Classifier threads (clients are sharded by address) [default: one per core].
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
-    /// BPF filter applied by libpcap. Default for files: none (the decoder picks ports 53 and 25 at any VLAN depth); live: "port 53 or port 25" nested for one and two VLAN tags.
+    /// BPF filter applied by libpcap. Default for files: none (the decoder picks ports 53 and 25 at any VLAN depth); live: "port 53 or port 25" and non-first IP fragments, nested for one and two VLAN tags (plain where the link type has no VLANs, e.g. -i any).
     #[arg(long, value_name = "BPF")]
     pub filter: Option<String>,
     /// Sensor name written as observer.name [default: host name].

@@ -24,6 +24,7 @@ pub struct FileConfig {
     pub sensor: SensorSection,
     pub pipeline: PipelineSection,
     pub dns: DnsSection,
+    pub defrag: DefragSection,
     pub detect: DetectorConfig,
     #[serde(rename = "client")]
     pub clients: Vec<ClientOverride>,
@@ -70,6 +71,96 @@ impl Default for PipelineSection {
             batch_events: 512,
             channel_batches: 64,
         }
+    }
+}
+
+/// IP reassembly of fragmented UDP (DNS) datagrams: every limit of the
+/// fragment table (`decode::defrag`), attacker-controlled like any table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DefragSection {
+    /// Datagrams in progress at once; the oldest is given up first (Suricata's
+    /// defrag `trackers` default 65535; 4096 covers a busy resolver's EDNS
+    /// answers, ~1 KiB of bookkeeping each without data).
+    pub max_datagrams: usize,
+    /// Bytes of one datagram: 65535, the 16-bit IPv4 total length (RFC 791)
+    /// and IPv6 payload length (RFC 8200; jumbograms are never fragmented).
+    pub max_datagram_bytes: usize,
+    /// Bytes held by the whole table (Suricata's defrag `memcap` is 32 MiB).
+    pub max_total_bytes: usize,
+    /// Fragments of one datagram, duplicates included: 65535 bytes in 8-byte
+    /// pieces would be 8192; real stacks send 1280-1500-byte fragments, and
+    /// dnscap's test cuts a query into 24-byte ones.
+    pub max_fragments_per_datagram: usize,
+    /// Seconds of packet time from a datagram's first fragment before it is
+    /// given up (Linux `ipfrag_time` 30 s; RFC 791 suggests 15 s at least).
+    pub timeout_secs: f64,
+}
+
+impl Default for DefragSection {
+    fn default() -> Self {
+        let d = crate::decode::defrag::DefragLimits::default();
+        DefragSection {
+            max_datagrams: d.max_datagrams,
+            max_datagram_bytes: d.max_datagram_bytes,
+            max_total_bytes: d.max_total_bytes,
+            max_fragments_per_datagram: d.max_fragments_per_datagram,
+            timeout_secs: d.timeout_micros as f64 / 1e6,
+        }
+    }
+}
+
+impl DefragSection {
+    pub fn limits(&self) -> crate::decode::defrag::DefragLimits {
+        crate::decode::defrag::DefragLimits {
+            max_datagrams: self.max_datagrams,
+            max_datagram_bytes: self.max_datagram_bytes,
+            max_total_bytes: self.max_total_bytes,
+            max_fragments_per_datagram: self.max_fragments_per_datagram,
+            timeout_micros: (self.timeout_secs * 1e6).round() as i64,
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let bounded = [
+            ("defrag.max_datagrams", self.max_datagrams, 1, 10_000_000),
+            (
+                "defrag.max_datagram_bytes",
+                self.max_datagram_bytes,
+                8,
+                65_535,
+            ),
+            (
+                "defrag.max_total_bytes",
+                self.max_total_bytes,
+                1024,
+                1 << 34,
+            ),
+            (
+                "defrag.max_fragments_per_datagram",
+                self.max_fragments_per_datagram,
+                1,
+                8192,
+            ),
+        ];
+        for (k, v, lo, hi) in bounded {
+            if !(lo..=hi).contains(&v) {
+                return Err(format!("{k} must be between {lo} and {hi}, not {v}"));
+            }
+        }
+        if self.max_datagram_bytes > self.max_total_bytes {
+            return Err("defrag.max_datagram_bytes must not exceed defrag.max_total_bytes".into());
+        }
+        if !(self.timeout_secs.is_finite()
+            && self.timeout_secs > 0.0
+            && self.timeout_secs <= 3600.0)
+        {
+            return Err(format!(
+                "defrag.timeout_secs must be above 0 and at most 3600, not {}",
+                self.timeout_secs
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -183,6 +274,7 @@ fn validate(c: &FileConfig) -> Result<(), String> {
     for d in &c.dns.local_domains {
         check_domain(d).map_err(|m| format!("dns.local_domains: {m}"))?;
     }
+    c.defrag.validate()?;
     Ok(())
 }
 
@@ -284,6 +376,7 @@ impl Settings {
                     max_flows: file.pipeline.max_smtp_flows,
                     ..SmtpLimits::default()
                 },
+                defrag: file.defrag.limits(),
             },
         };
         Ok(Settings {
@@ -374,6 +467,27 @@ mod tests {
             parse(DEFAULT_TOML, "default").unwrap(),
             FileConfig::default()
         );
+    }
+
+    #[test]
+    fn defrag_limits_are_bounded() {
+        for (text, key) in [
+            ("[defrag]\nmax_datagrams = 0\n", "defrag.max_datagrams"),
+            (
+                "[defrag]\nmax_datagram_bytes = 70000\n",
+                "defrag.max_datagram_bytes",
+            ),
+            ("[defrag]\ntimeout_secs = 0.0\n", "defrag.timeout_secs"),
+            (
+                "[defrag]\nmax_total_bytes = 2000\n",
+                "defrag.max_datagram_bytes",
+            ),
+        ] {
+            let e = parse(text, "t.toml").unwrap_err().0;
+            assert!(e.contains(key) && !e.contains('\n'), "{text}: {e}");
+        }
+        let c = parse("[defrag]\ntimeout_secs = 2.5\n", "t.toml").unwrap();
+        assert_eq!(c.defrag.limits().timeout_micros, 2_500_000);
     }
 
     #[test]

@@ -263,6 +263,15 @@ impl<B: Back> Front<B> {
         }
     }
 
+    /// End of input: what the decoders still hold (datagrams waiting for
+    /// fragments) is handed on.
+    pub fn flush(&mut self) {
+        for d in &mut self.decoders {
+            d.flush(&mut self.back);
+        }
+        self.back.end_of_frame();
+    }
+
     /// The decoder of a source (its counters for capture_stats).
     pub fn decoder(&mut self, source: usize) -> &Decoder {
         self.source(source);
@@ -357,7 +366,7 @@ impl Engine {
 
     /// End of input: flushes every bin and ends every incident.
     pub fn finish(&mut self) -> Vec<Closed> {
-        self.front.back.end_of_frame();
+        self.front.flush();
         self.front.back.stage.finish();
         self.take()
     }

@@ -289,6 +289,7 @@ impl Running {
         mut self,
         final_health: impl FnOnce(&mut CaptureSide) -> Vec<CaptureSnapshot>,
     ) -> (Box<dyn Sink>, std::io::Result<()>) {
+        self.capture.front.flush();
         self.capture.front.back.broadcast(|| ShardMsg::Finish);
         for s in self.shards.drain(..) {
             let _ = s.join();

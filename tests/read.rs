@@ -234,14 +234,15 @@ fn snaplen_truncation_is_counted_by_the_layer_where_it_stops() {
     assert_eq!(c["packets_read"], 10);
 }
 
+/// Issue 13: fragmented datagrams are reassembled and read once (no first
+/// fragment read on its own as well).
 #[test]
-fn first_fragments_are_read_and_later_ones_skipped() {
+fn fragmented_datagrams_are_reassembled_and_read_once() {
     let lines = read_lines(&[repo().join("pcaps/dns-fragment.pcap").to_str().unwrap()]);
     let c = &lines.last().unwrap()["mxwatch"]["capture"];
-    assert_eq!(c["skipped"]["later_fragments"], 5);
-    assert_eq!(
-        c["dns"]["partial"], 3,
-        "three first fragments carry header and question"
-    );
-    assert_eq!(c["dns"]["messages"], 8);
+    assert_eq!(c["skipped"]["later_fragments"], 0);
+    assert_eq!(c["ip_fragments"]["fragments"], 8);
+    assert_eq!(c["ip_fragments"]["completed"], 3);
+    assert_eq!(c["dns"]["partial"], 0, "every datagram whole");
+    assert_eq!(c["dns"]["messages"], 8, "5 unfragmented + 3 reassembled");
 }

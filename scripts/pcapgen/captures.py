@@ -660,3 +660,6 @@ ALL = [dns_basic, dns_vlan, dns_qinq, dns_sll, dns_sll2, dns_raw_ip, dns_null_lo
        dns_tcp, dns_fragment, dns_snaplen, dns_pcapng, dns_nanosecond, dns_garbage, dns_mixed,
        smtp_basic, smtp_pipelining, smtp_split, smtp_retransmission, smtp_out_of_order, smtp_one_side,
        smtp_starttls, smtp_ipv6, smtp_vlan, smtp_user_unknown, smtp_outbound]
+
+from .fragments import ALL as _FRAGMENTS  # noqa: E402
+ALL += _FRAGMENTS

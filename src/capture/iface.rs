@@ -43,6 +43,9 @@ pub struct LiveOptions {
     pub buffer_size: i32,
     pub promisc: bool,
     pub filter: String,
+    /// The filter is mxwatch's default: where the link type cannot match
+    /// VLAN tags (`-i any`), fall back to the plain one and say so once.
+    pub default_filter: bool,
 }
 
 /// Frames copied out of libpcap, one interface's, in arrival order.
@@ -149,11 +152,18 @@ impl LiveSource {
             .immediate_mode(false)
             .open()
             .map_err(live_err)?;
-        cap.filter(&opts.filter, true)
-            .map_err(|e| CaptureError::Filter {
-                filter: opts.filter.clone(),
-                msg: e.to_string(),
-            })?;
+        if let Err(e) = cap.filter(&opts.filter, true) {
+            let plain = super::plain_filter(super::DNS_SMTP_PORTS);
+            if !opts.default_filter || cap.filter(&plain, true).is_err() {
+                return Err(CaptureError::Filter {
+                    filter: opts.filter.clone(),
+                    msg: e.to_string(),
+                });
+            }
+            eprintln!(
+                "mxwatch: interface {name}: its link type cannot match VLAN tags; capturing with the plain default filter {plain:?}"
+            );
+        }
         let cap = cap.setnonblock().map_err(live_err)?;
         Ok(LiveSource {
             name: name.to_owned(),

@@ -3,8 +3,11 @@
 //!
 //! A source yields frames with their packet time (microseconds since the
 //! epoch), wire length and libpcap link type. Files are read in the order
-//! given; errors name the file and say what libpcap said.
+//! given; errors name the file and say what libpcap said. Compressed files
+//! (gzip, xz, zstd, lz4, known by their magic bytes) and `-` (standard input)
+//! reach libpcap through a pipe ([`compressed`]).
 
+pub mod compressed;
 pub mod daemon;
 pub mod iface;
 pub mod source;
@@ -14,10 +17,18 @@ use std::path::{Path, PathBuf};
 
 use crate::decode::link::LinkType;
 
-/// BPF that catches DNS and SMTP with zero, one or two VLAN tags. In files a
-/// plain `port 53` misses 802.1Q frames; `vlan and X` must nest for QinQ.
+/// BPF that catches DNS and SMTP with zero, one or two VLAN tags, and the
+/// non-first IP fragments that carry no ports (reassembly needs them). In
+/// files a plain `port 53` misses 802.1Q frames; `vlan and X` must nest for QinQ.
 pub fn default_filter(ports: &str) -> String {
-    format!("{ports} or (vlan and ({ports} or (vlan and ({ports}))))")
+    let x = plain_filter(ports);
+    format!("{x} or (vlan and ({x} or (vlan and ({x}))))")
+}
+
+/// The default without VLAN matching (for link types that have no VLAN tags,
+/// such as Linux cooked capture on `-i any`).
+pub fn plain_filter(ports: &str) -> String {
+    format!("({ports}) or (ip[6:2] & 0x1fff != 0) or (ip6 and ip6[6] == 44)")
 }
 
 pub const DNS_SMTP_PORTS: &str = "port 53 or port 25";
@@ -84,14 +95,46 @@ pub struct FileSource {
     cap: pcap::Capture<pcap::Offline>,
     packets: u64,
     at_end: bool,
+    /// The thread unpacking a compressed file (or standard input) into the
+    /// pipe libpcap reads.
+    feeder: Option<compressed::Feeder>,
 }
 
 impl FileSource {
     pub fn open(path: &Path, filter: Option<&str>) -> Result<Self, CaptureError> {
-        let mut cap = pcap::Capture::from_file(path).map_err(|e| CaptureError::Open {
+        let open_err = |msg: String| CaptureError::Open {
             path: path.to_owned(),
-            msg: open_msg(path, &e),
-        })?;
+            msg,
+        };
+        let (cap, feeder) = match compressed::open(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(open_err("no such file".into()));
+            }
+            Err(e) => return Err(open_err(e.to_string())),
+            Ok(compressed::Opened::Direct) => (
+                pcap::Capture::from_file(path).map_err(|e| open_err(open_msg(path, &e)))?,
+                None,
+            ),
+            Ok(compressed::Opened::Piped(fd, mut feeder)) => {
+                // SAFETY: `fd` is the read end of a pipe this process just
+                // made and hands over; libpcap owns it from here on.
+                match unsafe { pcap::Capture::from_raw_fd(fd) } {
+                    Ok(cap) => (cap, Some(feeder)),
+                    Err(e) => {
+                        // libpcap leaves the stream open when it refuses it:
+                        // close it so the unpacking thread ends.
+                        // SAFETY: nothing else reads this descriptor.
+                        unsafe { libc::close(fd) };
+                        let msg = feeder.finish().unwrap_or_else(|| match feeder.packing() {
+                            compressed::Packing::Plain => open_msg(path, &e),
+                            p => format!("{} data, but {}", p.name(), open_msg(path, &e)),
+                        });
+                        return Err(open_err(msg));
+                    }
+                }
+            }
+        };
+        let mut cap = cap;
         if let Some(f) = filter {
             cap.filter(f, true).map_err(|e| CaptureError::Filter {
                 filter: f.to_owned(),
@@ -103,6 +146,7 @@ impl FileSource {
             cap,
             packets: 0,
             at_end: false,
+            feeder,
         })
     }
 
@@ -133,19 +177,37 @@ impl FileSource {
             }
             Err(pcap::Error::NoMorePackets) => {
                 self.at_end = true;
-                Ok(None)
+                match self.feeder.as_mut().and_then(|f| f.finish()) {
+                    // The pipe ended early because the data was corrupt.
+                    Some(msg) => Err(read_error(&self.path, self.packets, msg)),
+                    None => Ok(None),
+                }
             }
-            Err(e) => Err(CaptureError::Read {
-                path: self.path.clone(),
-                packets: self.packets,
-                msg: e.to_string(),
-            }),
+            Err(e) => {
+                let mut msg = e.to_string();
+                if let Some(f) = self.feeder.as_mut() {
+                    // A cut file means the pipe is at its end: the thread is
+                    // done or about to be, and its error says why.
+                    if f.is_finished() || msg.contains("truncated") {
+                        msg = f.finish().unwrap_or(msg);
+                    }
+                }
+                Err(read_error(&self.path, self.packets, msg))
+            }
         }
     }
 }
 
+fn read_error(path: &Path, packets: u64, msg: String) -> CaptureError {
+    CaptureError::Read {
+        path: path.to_owned(),
+        packets,
+        msg,
+    }
+}
+
 fn open_msg(path: &Path, e: &pcap::Error) -> String {
-    if !path.exists() {
+    if path.as_os_str() != "-" && !path.exists() {
         return "no such file".into();
     }
     let msg = e.to_string();

@@ -4,7 +4,11 @@
 //! borrows the frame (addresses, ports, payload), or the [`Layer`] where
 //! decoding stopped. The strict etherparse slicer runs first (fast); only when
 //! it fails does the lax slicer run, to keep what parsed from a frame cut short
-//! by the snaplen or by IP fragmentation.
+//! by the snaplen or by IP fragmentation. A complete IPv4 or IPv6 fragment of a
+//! UDP datagram comes out as a [`Fragment`] for the reassembler (`defrag`);
+//! fragments cut short by the snaplen, and fragments of other protocols, keep
+//! the old treatment (a first fragment read as far as it goes, later ones
+//! skipped).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -14,6 +18,7 @@ use etherparse::{
 };
 
 use super::TcpSegment;
+use super::defrag::Fragment;
 
 /// libpcap link types we decode (numbers from the tcpdump.org LINKTYPE_ list).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +102,8 @@ pub enum Transport<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decoded<'a> {
     Packet(Transport<'a>),
+    /// A whole IP fragment of a UDP datagram (for the reassembler).
+    Fragment(Fragment<'a>),
     Skip(Skip),
     /// Decoding stopped at this layer (malformed, or cut short when the
     /// capture length is below the wire length).
@@ -170,6 +177,68 @@ pub fn decode_etherparse(link: LinkType, frame: &[u8]) -> Decoded<'_> {
     }
 }
 
+/// The fragment header of an IPv6 extension chain: (offset in bytes, more
+/// fragments, identification, next header, where the fragment's data starts
+/// in `exts`). Bounds-checked like [`later_v6_fragment`].
+fn v6_fragment_header(first: IpNumber, exts: &[u8]) -> Option<(u32, bool, u32, u8, usize)> {
+    let (mut next, mut at) = (first.0, 0usize);
+    loop {
+        let rest = exts.get(at..)?;
+        let len = match next {
+            // RFC 8200 §4.5: next header, reserved, offset (13 bits) + M, identification.
+            44 => {
+                let h = rest.get(..8)?;
+                let off_m = u16::from_be_bytes([h[2], h[3]]);
+                let id = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
+                return Some((u32::from(off_m >> 3) * 8, off_m & 1 != 0, id, h[0], at + 8));
+            }
+            0 | 43 | 60 => (usize::from(*rest.get(1)?) + 1) * 8,
+            51 => (usize::from(*rest.get(1)?) + 2) * 4,
+            _ => return None,
+        };
+        next = *rest.first()?;
+        if len > rest.len() {
+            return None;
+        }
+        at += len;
+    }
+}
+
+/// An IPv4 UDP fragment, whole (not cut by the snaplen), as a [`Fragment`].
+fn v4_fragment<'a>(h: &etherparse::Ipv4HeaderSlice<'_>, data: &'a [u8]) -> Decoded<'a> {
+    let (src, dst) = v4_addrs(h);
+    Decoded::Fragment(Fragment {
+        src,
+        dst,
+        id: u32::from(h.identification()),
+        offset: u32::from(h.fragments_offset().value()) * 8,
+        more: h.more_fragments(),
+        data,
+    })
+}
+
+/// An IPv6 UDP fragment as a [`Fragment`], when the fragment header is the
+/// last extension header before the data (else `None`: the old treatment).
+fn v6_fragment<'a>(
+    h: &etherparse::Ipv6HeaderSlice<'_>,
+    exts: &[u8],
+    data: &'a [u8],
+) -> Option<Decoded<'a>> {
+    let (offset, more, id, next, data_at) = v6_fragment_header(h.next_header(), exts)?;
+    if next != 17 || data_at != exts.len() {
+        return None;
+    }
+    let (src, dst) = v6_addrs(h);
+    Some(Decoded::Fragment(Fragment {
+        src,
+        dst,
+        id,
+        offset,
+        more,
+        data,
+    }))
+}
+
 /// An IPv6 fragment that is not the first (no UDP/TCP header in it).
 /// The extension chain is walked here, bounds-checked: etherparse's
 /// extension iterator read past the slice on a lax-parsed header (found by
@@ -223,6 +292,9 @@ fn from_strict<'a>(p: &SlicedPacket<'a>) -> Decoded<'a> {
     let (src, dst, payload) = match &p.net {
         Some(NetSlice::Ipv4(v4)) => {
             let pl = v4.payload();
+            if pl.fragmented && pl.ip_number == IpNumber::UDP {
+                return v4_fragment(&v4.header(), pl.payload);
+            }
             if pl.fragmented && v4.header().fragments_offset().value() != 0 {
                 return Decoded::Skip(Skip::LaterFragment);
             }
@@ -230,6 +302,12 @@ fn from_strict<'a>(p: &SlicedPacket<'a>) -> Decoded<'a> {
             (src, dst, pl)
         }
         Some(NetSlice::Ipv6(v6)) => {
+            if v6.payload().fragmented
+                && let Some(f) =
+                    v6_fragment(&v6.header(), v6.extensions().slice(), v6.payload().payload)
+            {
+                return f;
+            }
             if v6.payload().fragmented
                 && later_v6_fragment(v6.header().next_header(), v6.extensions().slice())
             {
@@ -314,6 +392,9 @@ fn from_lax<'a>(p: &LaxSlicedPacket<'a>) -> Decoded<'a> {
     let (src, dst, payload) = match &p.net {
         Some(LaxNetSlice::Ipv4(v4)) => {
             let pl = v4.payload();
+            if pl.fragmented && !pl.incomplete && pl.ip_number == IpNumber::UDP {
+                return v4_fragment(&v4.header(), pl.payload);
+            }
             if pl.fragmented && v4.header().fragments_offset().value() != 0 {
                 return Decoded::Skip(Skip::LaterFragment);
             }
@@ -321,6 +402,13 @@ fn from_lax<'a>(p: &LaxSlicedPacket<'a>) -> Decoded<'a> {
             (src, dst, pl)
         }
         Some(LaxNetSlice::Ipv6(v6)) => {
+            if v6.payload().fragmented
+                && !v6.payload().incomplete
+                && let Some(f) =
+                    v6_fragment(&v6.header(), v6.extensions().slice(), v6.payload().payload)
+            {
+                return f;
+            }
             if v6.payload().fragmented
                 && later_v6_fragment(v6.header().next_header(), v6.extensions().slice())
             {
@@ -430,10 +518,11 @@ mod tests {
         f
     }
 
-    /// IPv6 fragments: the first one's UDP header is read, a later one is
-    /// skipped (its bytes are the middle of a datagram, not a header).
+    /// IPv6 UDP fragments go to the reassembler with their 32-bit
+    /// identification, offset and M flag; the data starts after the
+    /// fragment header (the first fragment's with the UDP header).
     #[test]
-    fn ipv6_later_fragments_are_skipped() {
+    fn ipv6_udp_fragments_are_handed_to_the_reassembler() {
         let frag = |offset_units: u16, more: bool| {
             let mut f = vec![0u8; 12];
             f.extend([0x86, 0xdd]);
@@ -450,18 +539,36 @@ mod tests {
             f.extend([0xfd; 16]);
             f.extend([17, 0]); // fragment header: next UDP
             f.extend(((offset_units << 3) | u16::from(more)).to_be_bytes());
-            f.extend(7u32.to_be_bytes());
+            f.extend(0x0102_0307u32.to_be_bytes());
             // 16 bytes: for the first fragment a UDP header to port 53.
             f.extend([0xcf, 0x08, 0x00, 0x35, 0x00, 0x40, 0, 0]);
             f.extend([0xab; 8]);
             f
         };
-        match decode(LinkType::Ethernet, &frag(0, true)) {
-            Decoded::Packet(Transport::Udp(u)) => assert_eq!((u.dst_port, u.partial), (53, true)),
+        let first = frag(0, true);
+        match decode(LinkType::Ethernet, &first) {
+            Decoded::Fragment(f) => {
+                assert_eq!((f.id, f.offset, f.more), (0x0102_0307, 0, true));
+                assert_eq!(f.data, &first[first.len() - 16..]);
+            }
             other => panic!("first fragment: {other:?}"),
         }
+        match decode(LinkType::Ethernet, &frag(2, false)) {
+            Decoded::Fragment(f) => assert_eq!((f.offset, f.more, f.data.len()), (16, false, 16)),
+            other => panic!("later fragment: {other:?}"),
+        }
+        // Cut by the snaplen: the old treatment (first read as far as it
+        // goes, later skipped), never the reassembler.
+        let mut cut = frag(0, true);
+        cut.truncate(cut.len() - 4);
+        match decode(LinkType::Ethernet, &cut) {
+            Decoded::Packet(Transport::Udp(u)) => assert_eq!((u.dst_port, u.partial), (53, true)),
+            other => panic!("cut first fragment: {other:?}"),
+        }
+        let mut cut = frag(2, false);
+        cut.truncate(cut.len() - 4);
         assert_eq!(
-            decode(LinkType::Ethernet, &frag(2, false)),
+            decode(LinkType::Ethernet, &cut),
             Decoded::Skip(Skip::LaterFragment)
         );
     }

@@ -2,12 +2,14 @@
 //!
 //! Runs in the capture thread. [`link`] turns a frame into addresses, ports
 //! and a payload (etherparse lives there only); this module picks DNS (UDP or
-//! TCP port 53) and SMTP (TCP port 25), reassembles DNS over TCP
-//! ([`tcp_dns`]), runs the SMTP tracker, and hands compact events to an
+//! TCP port 53) and SMTP (TCP port 25), reassembles fragmented UDP datagrams
+//! ([`defrag`]: a datagram is handed on once, whole, or from its first fragment
+//! when it never completes) and DNS over TCP ([`tcp_dns`]), runs the SMTP tracker, and hands compact events to an
 //! [`EventSink`]. DNS payloads are not parsed here: only their head is copied,
 //! and the classifier shards parse them, which spreads the work over cores.
 //! Every frame is counted once in [`DecodeStats`], by what happened to it.
 
+pub mod defrag;
 mod fast;
 pub mod link;
 pub mod tcp_dns;
@@ -18,6 +20,7 @@ use serde::Serialize;
 
 use crate::smtp::{SmtpEvent, SmtpLimits, SmtpTracker};
 
+use defrag::{DefragLimits, DefragStats, Reassembler, Released};
 use link::{Decoded, Layer, LinkType, Skip, Transport};
 use tcp_dns::TcpDnsReassembler;
 
@@ -77,7 +80,11 @@ pub struct DecodeStats {
     pub not_ip: u64,
     pub other_transport: u64,
     pub other_ports: u64,
+    /// Non-first IP fragments not reassembled (not UDP, or cut by the snaplen).
     pub later_fragments: u64,
+    /// UDP IP fragments and their reassembly (a fragment frame is counted
+    /// here, not under `decoded` or `skipped`).
+    pub ip_fragments: DefragStats,
     pub tcp_dns_gaps: u64,
     pub tcp_dns_flows_evicted: u64,
 }
@@ -88,6 +95,7 @@ pub struct DecodeLimits {
     /// DNS-over-TCP streams tracked at once (each holds at most one message head).
     pub max_tcp_dns_flows: usize,
     pub smtp: SmtpLimits,
+    pub defrag: DefragLimits,
 }
 
 impl Default for DecodeLimits {
@@ -95,6 +103,7 @@ impl Default for DecodeLimits {
         DecodeLimits {
             max_tcp_dns_flows: 10_000,
             smtp: SmtpLimits::default(),
+            defrag: DefragLimits::default(),
         }
     }
 }
@@ -104,6 +113,10 @@ pub struct Decoder {
     tcp_dns: TcpDnsReassembler,
     smtp: SmtpTracker,
     smtp_out: Vec<SmtpEvent>,
+    defrag: Reassembler,
+    /// Packet time at which the fragment table has a datagram to time out
+    /// (`i64::MAX` when empty): the one check a non-fragment frame pays.
+    defrag_deadline: i64,
     stats: DecodeStats,
 }
 
@@ -114,6 +127,10 @@ impl Decoder {
             tcp_dns: TcpDnsReassembler::new(limits.max_tcp_dns_flows),
             smtp: SmtpTracker::new(limits.smtp),
             smtp_out: Vec::new(),
+            defrag: Reassembler::new(limits.defrag, |sport, dport| {
+                sport == DNS_PORT || dport == DNS_PORT
+            }),
+            defrag_deadline: i64::MAX,
             stats: DecodeStats::default(),
         }
     }
@@ -127,7 +144,16 @@ impl Decoder {
         let mut s = self.stats;
         s.tcp_dns_gaps = self.tcp_dns.stats.gaps;
         s.tcp_dns_flows_evicted = self.tcp_dns.stats.flows_evicted;
+        s.ip_fragments = self.defrag.stats();
         s
+    }
+
+    /// The input ended: hands on every datagram still being reassembled,
+    /// from its first fragment (`ip_fragments.unfinished_at_end`).
+    pub fn flush(&mut self, sink: &mut impl EventSink) {
+        let stats = &mut self.stats;
+        self.defrag.flush(&mut |r| release_datagram(stats, sink, r));
+        self.defrag_deadline = i64::MAX;
     }
 
     pub fn smtp_tracker(&self) -> &SmtpTracker {
@@ -142,6 +168,12 @@ impl Decoder {
 
     pub fn on_frame(&mut self, ts: i64, frame: &[u8], wire_len: u32, sink: &mut impl EventSink) {
         self.stats.packets += 1;
+        if ts >= self.defrag_deadline {
+            let stats = &mut self.stats;
+            self.defrag
+                .expire(ts, &mut |r| release_datagram(stats, sink, r));
+            self.defrag_deadline = self.defrag.deadline();
+        }
         let cut_short = (frame.len() as u64) < wire_len as u64;
         match link::decode(self.link, frame) {
             Decoded::Packet(Transport::Udp(u)) => {
@@ -185,12 +217,49 @@ impl Decoder {
                     self.stats.other_ports += 1;
                 }
             }
+            Decoded::Fragment(f) => {
+                let stats = &mut self.stats;
+                self.defrag
+                    .add(ts, &f, &mut |r| release_datagram(stats, sink, r));
+                self.defrag_deadline = self.defrag.deadline();
+            }
             Decoded::Skip(Skip::NotIp) => self.stats.not_ip += 1,
             Decoded::Skip(Skip::OtherTransport) => self.stats.other_transport += 1,
             Decoded::Skip(Skip::LaterFragment) => self.stats.later_fragments += 1,
             Decoded::Stopped(layer) if cut_short => self.stats.truncated.bump(layer),
             Decoded::Stopped(layer) => self.stats.decode_errors.bump(layer),
         }
+    }
+}
+
+/// A datagram the fragment table lets go of, as a DNS sighting: whole, or
+/// its first fragment's bytes (then counted in `dns_partial`, like a first
+/// fragment or a frame cut by the snaplen).
+fn release_datagram(stats: &mut DecodeStats, sink: &mut impl EventSink, r: Released<'_>) {
+    let Some(h) = r.udp.get(..8) else {
+        stats.decode_errors.transport += 1;
+        return;
+    };
+    let udp_len = usize::from(u16::from_be_bytes([h[4], h[5]]));
+    if udp_len < 8 {
+        stats.decode_errors.transport += 1;
+        return;
+    }
+    let end = udp_len.min(r.udp.len());
+    let sighting = DnsSighting::new(
+        r.ts,
+        r.src,
+        r.dst,
+        u16::from_be_bytes([h[0], h[1]]),
+        u16::from_be_bytes([h[2], h[3]]),
+        false,
+        &r.udp[8..end],
+    );
+    if let Some(s) = sighting {
+        if !r.whole || udp_len > r.udp.len() {
+            stats.dns_partial += 1;
+        }
+        sink.dns(&s);
     }
 }
 

@@ -110,7 +110,7 @@ impl Default for SmtpRulesConfig {
             outbound_floor_ps: 0.1,
             outbound_ratio: 10.0,
             min_baseline_ps: 0.005,
-            min_events: 10,
+            min_events: 20,
         }
     }
 }

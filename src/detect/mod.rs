@@ -253,15 +253,21 @@ impl Detector {
             warm,
             cfg,
             excess: &excess,
-            smtp: SmtpHint::default(),
+            smtp: SmtpHint {
+                server: st.smtp_server,
+                ..SmtpHint::default()
+            },
         };
         for (k, &r) in self.own_rules.iter().enumerate() {
             let rule = &self.rules[r];
-            let f = if full { rule.evaluate(&plain) } else { None };
-            if f.is_some() {
+            // Judged on a partial window too (a capture that starts in a
+            // flood must not learn it as the baseline), started on a full one.
+            let seen = rule.evaluate(&plain);
+            let holds_now = seen.is_some();
+            if holds_now {
                 held.push(rule.info());
             }
-            let holds_now = f.is_some();
+            let f = if full { seen } else { None };
             let slot = &mut st.slots[1 + k];
             let new = if slot.is_none() { f } else { None };
             // The incident starts at the first bin of the run that shows the signal.

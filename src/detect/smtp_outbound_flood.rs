@@ -1,5 +1,7 @@
 //! `smtp_outbound_flood`: a mail server's own outbound SMTP sessions spike
-//! (a relay sends the spam out).
+//! (a relay sends the spam out). Only for a client seen serving SMTP: a
+//! workstation or partner MTA submitting mail is not a relay (a host that is
+//! not a mail server sending direct-to-MX is another rule's matter).
 
 use super::rule::{Family, Finding, Rule, RuleInfo, Signal, Window};
 use super::window::BinSummary;
@@ -23,7 +25,8 @@ impl Rule for SmtpOutboundFlood {
         let (t, cfg) = (w.totals, &w.cfg.smtp);
         let rate = t.smtp.outbound as f64 / t.secs;
         let baseline = w.base.outbound_ps.max(cfg.min_baseline_ps);
-        (t.smtp.outbound >= cfg.min_events
+        (w.smtp.server
+            && t.smtp.outbound >= cfg.min_events
             && rate >= cfg.outbound_floor_ps
             && rate >= cfg.outbound_ratio * baseline)
             .then(|| Finding {

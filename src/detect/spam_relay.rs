@@ -15,9 +15,6 @@ pub static INFO: RuleInfo = RuleInfo {
 #[derive(Debug)]
 pub struct SpamRelay;
 
-/// MX lookups beyond the baseline that mean something.
-const MIN_MX_EXCESS: f64 = 5.0;
-
 impl Rule for SpamRelay {
     fn info(&self) -> &'static RuleInfo {
         &INFO
@@ -33,7 +30,10 @@ impl Rule for SpamRelay {
         } else {
             cfg.mx_excess_share
         };
-        (x.mx.significant(cfg.log10_p, MIN_MX_EXCESS) && share >= needed).then(|| Finding {
+        // Many new domains: at least half of `min_excess` MX lookups beyond
+        // the baseline (a mailing list's burst of 20 messages is not a relay).
+        let min_mx = cfg.min_excess as f64 / 2.0;
+        (x.mx.significant(cfg.log10_p, min_mx) && share >= needed).then(|| Finding {
             rule: &INFO,
             rank: 0,
             signal: Signal::MxExcess {

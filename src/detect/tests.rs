@@ -171,8 +171,22 @@ fn smtp_rules() {
             &cfg,
         )
     };
-    let ob =
-        |t: &Totals, b: &Baselines| eval(&smtp_outbound_flood::SmtpOutboundFlood, t, b, true, &cfg);
+    // smtp_outbound_flood is for a client seen serving SMTP.
+    let ob = |t: &Totals, b: &Baselines| {
+        let excess = excess::Excess::of(t, b, &cfg);
+        smtp_outbound_flood::SmtpOutboundFlood.evaluate(&Window {
+            run: &[],
+            totals: t,
+            base: b,
+            warm: true,
+            cfg: &cfg,
+            excess: &excess,
+            smtp: SmtpHint {
+                server: true,
+                ..SmtpHint::default()
+            },
+        })
+    };
     t.smtp.user_unknown = 60;
     assert!(uu(&t, &base).is_some());
     t.smtp.user_unknown = 3;
@@ -184,8 +198,10 @@ fn smtp_rules() {
         ..Default::default()
     };
     assert!(ob(&t, &busy).is_none());
+    // Not a mail server: a workstation or a partner MTA submitting mail.
+    assert!(eval(&smtp_outbound_flood::SmtpOutboundFlood, &t, &base, true, &cfg).is_none());
     // A handful is never a flood, however low the baseline.
-    t.smtp.outbound = 9;
+    t.smtp.outbound = 19;
     t.secs = 1.0;
     assert!(ob(&t, &base).is_none());
 }

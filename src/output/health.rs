@@ -86,6 +86,7 @@ pub fn line<'a>(
                     other_ports: d.other_ports,
                     later_fragments: d.later_fragments,
                 },
+                ip_fragments: d.ip_fragments,
                 dns: DnsHealthOut {
                     messages: s.dns_messages,
                     partial: d.dns_partial,

@@ -207,6 +207,8 @@ pub struct CaptureOut<'a> {
     pub truncated: crate::decode::ByLayer,
     pub decode_errors: DecodeErrorsOut,
     pub skipped: SkippedOut,
+    /// IP reassembly of UDP datagrams (counters and the table's size now).
+    pub ip_fragments: crate::decode::defrag::DefragStats,
     pub dns: DnsHealthOut,
     pub smtp: crate::smtp::SmtpStats,
     pub channel_drops: ChannelDropsOut,

@@ -61,6 +61,7 @@ pub fn live(args: &LiveArgs) -> Result<()> {
             .filter
             .clone()
             .unwrap_or_else(|| default_filter(DNS_SMTP_PORTS)),
+        default_filter: settings.filter.is_none(),
     };
     // Everything that needs root first: the output file and the handles.
     let writer = open_output(&settings.output)?;
