@@ -22,14 +22,32 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Read pcap/pcapng files (merged by packet time, or one after another with --in-order) and write JSON lines.
+    #[command(after_help = "Examples:
+  mxwatch read capture.pcap --summary                     alerts as JSON lines, a summary on stderr
+  mxwatch read --config lab.toml dns.pcap smtp.pcap        two taps of the same period, merged by time
+  mxwatch read --stats --bin 300 day.pcap.gz -o day.jsonl  per-client counters every 5 minutes")]
     Read(ReadArgs),
     /// Capture on live interfaces and write JSON lines until SIGINT/SIGTERM.
+    #[command(after_help = "Examples:
+  mxwatch live -i eth1 --user mxwatch -o /var/log/mxwatch/mxwatch.jsonl
+  mxwatch live -i eth1 -i eth2 --local-domain sub.univ.ac.jp --user mxwatch
+  mxwatch live -i any --allow-root --stats-interval 10     quick look, as root, on every interface")]
     Live(LiveArgs),
     /// Print the commented default configuration, or check a config file (--check FILE).
     Config(ConfigArgs),
     /// Tables and plots for a person: per-client qtype/rcode table by day or hour,
     /// rate curves, total vs unresolved regression, alpha and the D_q model.
+    #[command(after_help = "Examples:
+  mxwatch report capture.pcap --out report/               every busy client, bins chosen for the span
+  mxwatch report --client 192.0.2.25 --bin 3600 week.pcap   one mail server, hour by hour")]
     Report(ReportArgs),
+    /// Print shell completions to stdout (e.g. `mxwatch completions bash > /etc/bash_completion.d/mxwatch`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout (`mxwatch man | man -l -`).
+    Man,
 }
 
 #[derive(Debug, Args, Clone)]

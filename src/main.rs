@@ -21,6 +21,8 @@ fn main() -> ExitCode {
         Command::Live(args) => mxwatch::run::live(&args),
         Command::Config(args) => mxwatch::run::config(&args),
         Command::Report(args) => mxwatch::report::report(&args),
+        Command::Completions { shell } => mxwatch::run::completions(shell),
+        Command::Man => mxwatch::run::man(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

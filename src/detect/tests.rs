@@ -199,7 +199,16 @@ fn smtp_rules() {
     };
     assert!(ob(&t, &busy).is_none());
     // Not a mail server: a workstation or a partner MTA submitting mail.
-    assert!(eval(&smtp_outbound_flood::SmtpOutboundFlood, &t, &base, true, &cfg).is_none());
+    assert!(
+        eval(
+            &smtp_outbound_flood::SmtpOutboundFlood,
+            &t,
+            &base,
+            true,
+            &cfg
+        )
+        .is_none()
+    );
     // A handful is never a flood, however low the baseline.
     t.smtp.outbound = 19;
     t.secs = 1.0;

@@ -215,6 +215,40 @@ pub fn output_for(writer: Box<dyn Write + Send>, s: &Settings) -> Output {
     Output::new(writer, s.sensor_name.clone(), s.stats, s.top, s.bin_micros)
 }
 
+/// `mxwatch completions SHELL`: generated from the clap definitions.
+pub fn completions(shell: clap_complete::Shell) -> Result<()> {
+    use clap::CommandFactory;
+    let mut cmd = crate::cli::Cli::command();
+    // Into a buffer first: the generator panics on a closed pipe.
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "mxwatch", &mut buf);
+    let mut out = io::stdout().lock();
+    out.write_all(&buf)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// `mxwatch man`: the man page, generated from the clap definitions (each
+/// subcommand's flags follow as its own section).
+pub fn man() -> Result<()> {
+    use clap::CommandFactory;
+    let cmd = crate::cli::Cli::command();
+    let mut out = io::stdout().lock();
+    clap_mangen::Man::new(cmd.clone()).render(&mut out)?;
+    for sub in cmd.get_subcommands() {
+        writeln!(out, ".SH \"MXWATCH {}\"", sub.get_name().to_uppercase())?;
+        if let Some(about) = sub.get_about() {
+            writeln!(out, "{about}")?;
+        }
+        clap_mangen::Man::new(sub.clone()).render_options_section(&mut out)?;
+        if let Some(after) = sub.get_after_help() {
+            writeln!(out, ".PP\n.nf\n{after}\n.fi")?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
 /// `mxwatch config`
 pub fn config(args: &ConfigArgs) -> Result<()> {
     let mut out = io::stdout().lock();
