@@ -293,3 +293,34 @@ fn named_client_only_and_errors_are_one_line() {
     let (ok, _, stderr) = run(&["report", "x.pcap", "--dq-q", "2"]);
     assert!(!ok && stderr.contains("--dq-q"), "{stderr}");
 }
+
+#[test]
+fn a_cut_capture_still_gives_a_report_and_one_error_line() {
+    // #13: report keeps what it read, like read does, and exits 1.
+    let dir = tempfile::tempdir().unwrap();
+    let whole = std::fs::read(repo("pcaps/dns-mixed.pcap")).unwrap();
+    let cut = dir.path().join("cut.pcap");
+    std::fs::write(&cut, &whole[..whole.len() / 2 + 7]).unwrap();
+    let out = dir.path().join("out");
+    let (ok, stdout, stderr) = run(&[
+        "report",
+        cut.to_str().unwrap(),
+        "--client",
+        "192.0.2.254",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("mxwatch: ") && !l.contains("warning") && !l.contains("wrote"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("cut.pcap"), "{stderr}");
+    assert!(
+        stderr.contains("--client 192.0.2.254 sent or received nothing"),
+        "{stderr}"
+    );
+    assert!(out.join("table.csv").exists() && out.join("index.html").exists());
+    assert!(!stdout.is_empty());
+}

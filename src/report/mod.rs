@@ -93,7 +93,10 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     let bar = run::progress_bar(show, if one_pass { bytes } else { 2 * bytes });
 
     bar.set_message("pass 1: detections");
-    let mut first = run_pass(&detect_settings, &args.files, one_pass, &args.clients, &bar)?;
+    // An input error (a cut capture) does not lose what was read: the report
+    // is written from it, then the error is returned (one line, exit 1).
+    let (mut first, input_error) =
+        run_pass(&detect_settings, &args.files, one_pass, &args.clients, &bar)?;
     let Some(span) = first.span else {
         bar.finish_and_clear();
         bail!("no packets in {}", display_files(&args.files));
@@ -114,11 +117,18 @@ pub fn report(args: &ReportArgs) -> Result<()> {
             no_detect: true,
             ..common.clone()
         })?;
-        run_pass(&s, &args.files, true, &args.clients, &bar)?
+        run_pass(&s, &args.files, true, &args.clients, &bar)?.0
     };
     bar.finish_and_clear();
 
     let clients = pick_clients(&counters, &args.clients, args.top);
+    for ip in &args.clients {
+        if !counters.bins.contains_key(ip) {
+            eprintln!(
+                "mxwatch: warning: --client {ip} sent or received nothing in the capture; its figures are empty"
+            );
+        }
+    }
     let r = Report {
         files: args.files.iter().map(|p| p.display().to_string()).collect(),
         bin_secs,
@@ -146,6 +156,9 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         args.out.display(),
         figures.len()
     );
+    if let Some(e) = input_error {
+        return Err(e.into());
+    }
     Ok(())
 }
 
@@ -178,7 +191,7 @@ fn run_pass(
     stats: bool,
     only: &[IpAddr],
     bar: &ProgressBar,
-) -> Result<Collected> {
+) -> Result<(Collected, Option<crate::capture::CaptureError>)> {
     let sink = Collector::new(Collected {
         only: only.to_vec(),
         detections_only: !stats,
@@ -197,12 +210,9 @@ fn run_pass(
     .err();
     let files = files.to_vec();
     let (_, written) = run.finish(|c| vec![run::file_snapshot(&mut c.front, &files)]);
-    if let Some(e) = input_error {
-        return Err(e.into());
-    }
     written.context("report pipeline output")?;
     let mut c = collected.lock().expect("collector");
-    Ok(std::mem::take(&mut *c))
+    Ok((std::mem::take(&mut *c), input_error))
 }
 
 #[cfg(test)]
