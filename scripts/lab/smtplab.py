@@ -371,6 +371,42 @@ def read_jsonl(path):
     return out
 
 
+def postfix_counts(lines):
+    msgs = {}
+    msgs["accepted"] = sum(1 for l in lines if re.search(r"postfix/smtpd\[\d+\]: [0-9A-F]+: client=", l))
+    msgs["rejected_user_unknown"] = sum(1 for l in lines if "NOQUEUE: reject: RCPT" in l and "User unknown" in l)
+    msgs["rejected_other"] = sum(1 for l in lines if "NOQUEUE: reject:" in l and "User unknown" not in l)
+    msgs["relayed_out"] = sum(1 for l in lines if re.search(r"postfix/smtp\[\d+\]: .* status=sent", l))
+    msgs["delivered_local"] = sum(1 for l in lines if re.search(r"postfix/discard\[\d+\]: .* status=sent", l))
+    msgs["deferred"] = sum(1 for l in lines if "status=deferred" in l)
+    msgs["bounced"] = sum(1 for l in lines if "status=bounced" in l)
+    msgs["smtpd_connections"] = sum(1 for l in lines if re.search(r"postfix/smtpd\[\d+\]: connect from", l))
+    msgs["client_hostname_unverified"] = sum(
+        1 for l in lines if "does not resolve to address" in l or "Name or service not known" in l)
+    return msgs
+
+
+def exim_counts(lines):
+    """The same counters from Exim's mainlog (log_selector +smtp_connection): accepted '<='
+    (received over SMTP), rejected_user_unknown 'rejected RCPT ... User unknown', relayed_out
+    '=>'/'->' through the remote_smtp transport, delivered_local '=> :blackhole:', deferred
+    '==', bounced '**', smtpd_connections 'SMTP connection from', client_hostname_unverified
+    'no host name found for IP address' / 'no IP address found for host'."""
+    msgs = {}
+    msgs["accepted"] = sum(1 for l in lines if re.search(r" <= .* H=", l))
+    msgs["rejected_user_unknown"] = sum(1 for l in lines if "rejected RCPT" in l and "User unknown" in l)
+    msgs["rejected_other"] = sum(1 for l in lines if re.search(r"rejected (RCPT|MAIL|EHLO|HELO|connection)", l)
+                                 and "User unknown" not in l)
+    msgs["relayed_out"] = sum(1 for l in lines if re.search(r" [=-]> .* T=remote_smtp ", l))
+    msgs["delivered_local"] = sum(1 for l in lines if re.search(r" [=-]> :blackhole: ", l))
+    msgs["deferred"] = sum(1 for l in lines if " == " in l)
+    msgs["bounced"] = sum(1 for l in lines if " ** " in l)
+    msgs["smtpd_connections"] = sum(1 for l in lines if re.search(r"SMTP connection from .*connection count", l))
+    msgs["client_hostname_unverified"] = sum(
+        1 for l in lines if "no host name found for IP address" in l or "no IP address found for host" in l)
+    return msgs
+
+
 def cmd_sidecar(a):
     ph = json.load(open(a.phases))
     legit = read_jsonl(a.legit_log)
@@ -395,16 +431,8 @@ def cmd_sidecar(a):
     }
     log = open(a.maillog, errors="replace").read() if os.path.exists(a.maillog) else ""
     lines = log.splitlines()
-    msgs["accepted"] = sum(1 for l in lines if re.search(r"postfix/smtpd\[\d+\]: [0-9A-F]+: client=", l))
-    msgs["rejected_user_unknown"] = sum(1 for l in lines if "NOQUEUE: reject: RCPT" in l and "User unknown" in l)
-    msgs["rejected_other"] = sum(1 for l in lines if "NOQUEUE: reject:" in l and "User unknown" not in l)
-    msgs["relayed_out"] = sum(1 for l in lines if re.search(r"postfix/smtp\[\d+\]: .* status=sent", l))
-    msgs["delivered_local"] = sum(1 for l in lines if re.search(r"postfix/discard\[\d+\]: .* status=sent", l))
-    msgs["deferred"] = sum(1 for l in lines if "status=deferred" in l)
-    msgs["bounced"] = sum(1 for l in lines if "status=bounced" in l)
-    msgs["smtpd_connections"] = sum(1 for l in lines if re.search(r"postfix/smtpd\[\d+\]: connect from", l))
-    msgs["client_hostname_unverified"] = sum(
-        1 for l in lines if "does not resolve to address" in l or "Name or service not known" in l)
+    # counters from the MTA's log: Postfix's maillog, or Exim's mainlog (LAB_MTA=exim4)
+    msgs.update(exim_counts(lines) if a.mta == "exim4" else postfix_counts(lines))
     sink = json.load(open(a.sink_stats)) if os.path.exists(a.sink_stats) else {}
     msgs["sink_sessions"] = sink.get("sessions", 0)
     msgs["sink_messages"] = sink.get("messages", 0)
@@ -490,6 +518,8 @@ def main():
     for k in ("scenario", "phases", "legit-log", "attack-log", "maillog", "sink-stats", "out"):
         s.add_argument("--" + k, required=True)
     s.add_argument("--queued", type=int, default=0)
+    s.add_argument("--mta", choices=("postfix", "exim4"), default="postfix",
+                   help="which log --maillog is: Postfix's maillog or Exim's mainlog")
     s.add_argument("--activity-log")
     s.add_argument("--population-stats")
     for sub in sp.choices.values():

@@ -169,9 +169,10 @@ impl FrameSource for Merged {
         let h = &mut self.heads[i];
         let (ts, wire_len, data) = h.next.take().expect("present");
         let link = h.src.link_type();
-        // Keep this frame's bytes while the head reads its next one.
-        self.buf = data;
-        h.next = Some((0, 0, Vec::new()));
+        // Keep this frame's bytes while the head reads its next one into
+        // the previous frame's buffer (no allocation per frame).
+        let spare = std::mem::replace(&mut self.buf, data);
+        h.next = Some((0, 0, spare));
         if let Err(e) = h.pull() {
             // The file is cut: the others go on, the error comes at the end.
             h.next = None;

@@ -103,7 +103,8 @@ pub fn file_source(
     filter: Option<&str>,
     merge: bool,
 ) -> Result<Box<dyn FrameSource>, CaptureError> {
-    Ok(if merge {
+    // One file needs no merging (and no copy of each frame).
+    Ok(if merge && paths.len() > 1 {
         Box::new(Merged::open(paths, filter)?)
     } else {
         Box::new(Files::new(paths, filter))
