@@ -17,6 +17,8 @@ use crate::capture::source::{Files, FrameSource, Merged, Pulled};
 use crate::cli::{ConfigArgs, ReadArgs};
 use crate::config::{self, Settings};
 use crate::engine::{Back, Front};
+use crate::output::metrics::{self, Metrics};
+use crate::output::tee::Tee;
 use crate::output::{CaptureSnapshot, Output};
 use crate::pipeline::{self, CaptureSide};
 
@@ -132,11 +134,7 @@ pub fn feed_files(
 /// `mxwatch read FILE...`
 pub fn read(args: &ReadArgs) -> Result<()> {
     let settings = Settings::build(&args.common)?;
-    let writer = open_output(&settings.output)?;
-    let mut run = pipeline::start(
-        settings.pipeline(true),
-        Box::new(output_for(writer, &settings)),
-    );
+    let mut run = pipeline::start(settings.pipeline(true), Box::new(sink_for(&settings, true)?));
     let show_progress = !args.no_progress && io::stderr().is_terminal();
     let bar = progress_bar(show_progress, total_bytes(&args.files));
     let input_error = feed_files(
@@ -204,6 +202,29 @@ pub fn file_snapshot<B: Back>(front: &mut Front<B>, files: &[PathBuf]) -> Captur
 /// The output every run writes to, with the settings' sensor name, bins and `--stats`/`--top`.
 pub fn output_for(writer: Box<dyn Write + Send>, s: &Settings) -> Output {
     Output::new(writer, s.sensor_name.clone(), s.stats, s.top, s.bin_micros)
+}
+
+/// The output of a run: stdout or one file as always, or several outputs
+/// ([`Tee`]: `lossless` for `read`), with /metrics when `--metrics-listen`.
+pub fn sink_for(s: &Settings, lossless: bool) -> Result<Output> {
+    let mut out = if s.outputs.is_empty() {
+        output_for(open_output(&s.output)?, s)
+    } else {
+        let tee = Tee::open(&s.outputs, &s.sensor_name, lossless).map_err(anyhow::Error::msg)?;
+        Output::with_lines(
+            Box::new(tee),
+            s.sensor_name.clone(),
+            s.stats,
+            s.top,
+            s.bin_micros,
+        )
+    };
+    if let Some(addr) = s.metrics_listen {
+        let m = Metrics::new();
+        metrics::serve(addr, m.clone()).map_err(anyhow::Error::msg)?;
+        out.set_metrics(m);
+    }
+    Ok(out)
 }
 
 /// `mxwatch config`
