@@ -242,7 +242,10 @@ pub fn output_url(arg: &str) -> Result<OutputSection, String> {
         let (k, v) = kv
             .split_once('=')
             .ok_or_else(|| format!("{arg}: option {kv:?} is not key=value"))?;
-        let num = |v: &str| v.parse::<f64>().map_err(|_| format!("{arg}: {k} must be a number"));
+        let num = |v: &str| {
+            v.parse::<f64>()
+                .map_err(|_| format!("{arg}: {k} must be a number"))
+        };
         match k {
             "name" => o.name = Some(v.into()),
             "datasets" => o.datasets = Some(v.split(',').map(str::to_owned).collect()),
@@ -287,8 +290,12 @@ pub fn output_spec(o: &OutputSection) -> Result<OutputSpec, String> {
     };
     let facility = match o.facility.as_deref() {
         None => 16,
-        Some(f) => syslog::facility(f)
-            .ok_or_else(|| format!("{}: unknown syslog facility {f:?} (local0..local7, daemon, ...)", o.url))?,
+        Some(f) => syslog::facility(f).ok_or_else(|| {
+            format!(
+                "{}: unknown syslog facility {f:?} (local0..local7, daemon, ...)",
+                o.url
+            )
+        })?,
     };
     let url = o.url.as_str();
     let kind = match url.split_once("://") {
@@ -310,7 +317,9 @@ pub fn output_spec(o: &OutputSection) -> Result<OutputSpec, String> {
                             server_name: o.server_name.clone(),
                         };
                         if files.ca.is_none() {
-                            return Err(format!("{url}: syslog+tls needs ca (PEM file of the receiver's CA)"));
+                            return Err(format!(
+                                "{url}: syslog+tls needs ca (PEM file of the receiver's CA)"
+                            ));
                         }
                         if files.cert.is_some() != files.key.is_some() {
                             return Err(format!("{url}: cert and key go together"));
@@ -463,9 +472,16 @@ impl Settings {
         let mut outputs = Vec::new();
         for o in &file.outputs {
             let spec = output_spec(o).map_err(|m| ConfigError(format!("output {m}")))?;
-            let n = outputs.iter().filter(|x: &&OutputSpec| x.name == spec.name).count();
+            let n = outputs
+                .iter()
+                .filter(|x: &&OutputSpec| x.name == spec.name)
+                .count();
             outputs.push(OutputSpec {
-                name: if n == 0 { spec.name.clone() } else { format!("{}#{}", spec.name, n + 1) },
+                name: if n == 0 {
+                    spec.name.clone()
+                } else {
+                    format!("{}#{}", spec.name, n + 1)
+                },
                 ..spec
             });
         }
@@ -607,7 +623,10 @@ mod tests {
         let spec = |a: &str| output_spec(&output_url(a).unwrap());
         let o = spec("syslog+tcp://127.0.0.1:514?datasets=detection,capture_stats").unwrap();
         assert_eq!(o.name, "syslog+tcp://127.0.0.1:514");
-        assert!(!o.datasets.contains(crate::output::lines::Dataset::ClientStats));
+        assert!(
+            !o.datasets
+                .contains(crate::output::lines::Dataset::ClientStats)
+        );
         assert!(matches!(o.kind, OutputKind::Syslog { .. }));
         let o = spec("kafka://a:9092,b:9092/mx?queue=5&linger.ms=10").unwrap();
         match o.kind {
@@ -622,7 +641,10 @@ mod tests {
             k => panic!("{k:?}"),
         }
         assert_eq!(o.queue, 5);
-        assert!(matches!(spec("out.jsonl").unwrap().kind, OutputKind::File(_)));
+        assert!(matches!(
+            spec("out.jsonl").unwrap().kind,
+            OutputKind::File(_)
+        ));
         assert!(matches!(spec("-").unwrap().kind, OutputKind::Stdout));
         assert!(matches!(
             spec("unixgram:///run/x.sock").unwrap().kind,
@@ -639,11 +661,16 @@ mod tests {
             let e = output_url(bad).and_then(|o| output_spec(&o)).unwrap_err();
             assert!(!e.contains('\n'), "{e}");
         }
-        let e = parse("[[output]]\nurl = \"syslog+udp://h:1\"\nfacility = \"nope\"\n", "t.toml")
+        let e = parse(
+            "[[output]]\nurl = \"syslog+udp://h:1\"\nfacility = \"nope\"\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .0;
+        assert!(e.contains("output #1") && e.contains("facility"), "{e}");
+        let e = parse("[[output]]\nurl = \"x\"\nqeue = 1\n", "t.toml")
             .unwrap_err()
             .0;
-        assert!(e.contains("output #1") && e.contains("facility"), "{e}");
-        let e = parse("[[output]]\nurl = \"x\"\nqeue = 1\n", "t.toml").unwrap_err().0;
         assert!(e.contains("line 3") && e.contains("qeue"), "{e}");
     }
 

@@ -57,7 +57,13 @@ fn broker(tansu: &Path, port: u16, topic: &str) -> Proc {
     let url = format!("tcp://127.0.0.1:{port}");
     let p = Proc(
         Command::new(tansu)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
             .args(["--storage-engine", "memory://tansu/"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -66,7 +72,10 @@ fn broker(tansu: &Path, port: u16, topic: &str) -> Proc {
     );
     let t0 = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(20), "tansu did not start");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "tansu did not start"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let out = Command::new(tansu)
@@ -74,7 +83,11 @@ fn broker(tansu: &Path, port: u16, topic: &str) -> Proc {
         .arg(PARTITIONS.to_string())
         .output()
         .unwrap();
-    assert!(out.status.success(), "topic create: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "topic create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     p
 }
 
@@ -88,7 +101,8 @@ fn consume(port: u16, topic: &str, at_least: usize) -> Vec<(i32, Option<String>,
         .unwrap();
     let mut tpl = TopicPartitionList::new();
     for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
     }
     c.assign(&tpl).unwrap();
     let mut got = Vec::new();
@@ -145,7 +159,11 @@ fn kafka_gets_every_line_once_keyed_by_client() {
         .arg(format!("kafka://127.0.0.1:{port}/mxwatch"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     eprintln!("read to file + kafka: {:?}", t0.elapsed());
     let lines = lines_of(&file);
     let got = consume(port, "mxwatch", lines.len());
@@ -158,13 +176,20 @@ fn kafka_gets_every_line_once_keyed_by_client() {
     let mut partition_of: BTreeMap<String, BTreeSet<i32>> = BTreeMap::new();
     for (p, key, payload) in &got {
         let v: Value = serde_json::from_str(payload).unwrap();
-        assert_eq!(key.as_deref(), v["source"]["ip"].as_str(), "key = source.ip");
+        assert_eq!(
+            key.as_deref(),
+            v["source"]["ip"].as_str(),
+            "key = source.ip"
+        );
         if let Some(k) = key {
             partition_of.entry(k.clone()).or_default().insert(*p);
         }
     }
     assert!(partition_of.len() >= 2);
-    assert!(partition_of.values().all(|s| s.len() == 1), "{partition_of:?}");
+    assert!(
+        partition_of.values().all(|s| s.len() == 1),
+        "{partition_of:?}"
+    );
 }
 
 /// `live` on lo, 40 clients querying every 100 ms (one client_stats line per
@@ -202,7 +227,8 @@ fn kafka_broker_outage_buffers_then_counts_drops_and_never_stalls() {
     let clients: Vec<UdpSocket> = (0..40)
         .map(|i| UdpSocket::bind(format!("127.0.9.{}:0", i + 1)).unwrap())
         .collect();
-    let query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01a\x04test\x00\x00\x01\x00\x01";
+    let query =
+        b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01a\x04test\x00\x00\x01\x00\x01";
     let mut sent_queries = 0u64;
     let mut send_for = |d: Duration| {
         let t0 = Instant::now();
@@ -244,11 +270,22 @@ fn kafka_broker_outage_buffers_then_counts_drops_and_never_stalls() {
         .collect();
     let n = nums.len();
     let (dropped, lines, sent) = (nums[n - 3], nums[n - 2], nums[n - 1]);
-    eprintln!("{warn}; in the topic: {} before + {} after", before.len(), after.len());
+    eprintln!(
+        "{warn}; in the topic: {} before + {} after",
+        before.len(),
+        after.len()
+    );
     assert_eq!(dropped + sent, lines);
     assert!(dropped > 0, "the outage overflowed the buffer");
-    assert!(sent as usize >= before.len() + 100, "buffered lines were delivered");
-    assert_eq!((before.len() + after.len()) as u64, sent, "sent = in the topic");
+    assert!(
+        sent as usize >= before.len() + 100,
+        "buffered lines were delivered"
+    );
+    assert_eq!(
+        (before.len() + after.len()) as u64,
+        sent,
+        "sent = in the topic"
+    );
     let uniq: BTreeSet<&str> = before.iter().chain(&after).map(|m| m.2.as_str()).collect();
     assert_eq!(uniq.len() as u64, sent, "no duplicates");
     // The capture did not stall: every query was counted.

@@ -2,11 +2,11 @@
 
 use serde::Serialize;
 
+use super::lines::OutputStat;
 use super::schema::{
     CaptureOut, CaptureStatsBody, CaptureStatsLine, ChannelDropsOut, DecodeErrorsOut, DnsHealthOut,
     Event, EvictionsOut, LibpcapOut, Observer, SCHEMA_VERSION, SkippedOut,
 };
-use super::lines::OutputStat;
 use crate::classify::ShardStats;
 use crate::decode::DecodeStats;
 use crate::smtp::SmtpStats;

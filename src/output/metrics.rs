@@ -54,7 +54,11 @@ impl Metrics {
     pub fn capture_stats(&self, line: &CaptureStatsLine<'_>) {
         let c = &line.mxwatch.capture;
         let source = c.interface.map_or_else(|| c.mode.to_owned(), str::to_owned);
-        let source = if c.mode == "file" { "files".into() } else { source };
+        let source = if c.mode == "file" {
+            "files".into()
+        } else {
+            source
+        };
         if let Ok(v) = serde_json::to_value(&line.mxwatch) {
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
             st.capture.insert(source, v);
@@ -104,7 +108,8 @@ impl Metrics {
                     for (f, v) in fields {
                         let Some(v) = v.as_f64() else { continue };
                         let gauge = is_gauge(&[f.as_str()]);
-                        let name = format!("mxwatch_output_{f}{}", if gauge { "" } else { "_total" });
+                        let name =
+                            format!("mxwatch_output_{f}{}", if gauge { "" } else { "_total" });
                         let help = format!("capture_stats mxwatch.outputs.NAME.{f} (SCHEMA.md)");
                         let labels = format!("output=\"{}\",type=\"{}\"", esc(oname), esc(kind));
                         add(name, gauge, help, labels, v);
@@ -124,7 +129,11 @@ impl Metrics {
         let mut out = String::new();
         for (name, (gauge, help, samples)) in fams {
             let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {}", if gauge { "gauge" } else { "counter" });
+            let _ = writeln!(
+                out,
+                "# TYPE {name} {}",
+                if gauge { "gauge" } else { "counter" }
+            );
             for (labels, v) in samples {
                 let _ = writeln!(out, "{name}{{{labels}}} {v}");
             }
@@ -156,13 +165,15 @@ fn walk<'a>(v: &'a Value, path: &mut Vec<&'a str>, f: &mut dyn FnMut(&[&str], f6
 }
 
 fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Serves `GET /metrics` on `addr` from a background thread.
 pub fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<(), String> {
-    let server = tiny_http::Server::http(addr)
-        .map_err(|e| format!("--metrics-listen {addr}: {e}"))?;
+    let server =
+        tiny_http::Server::http(addr).map_err(|e| format!("--metrics-listen {addr}: {e}"))?;
     std::thread::Builder::new()
         .name("mxwatch-metrics".into())
         .spawn(move || {

@@ -156,11 +156,25 @@ impl Queued {
         self.tx = None;
     }
 
-    /// [`Self::begin_close`], then waits for the worker.
+    /// [`Self::begin_close`], then waits for the worker until the deadline
+    /// (and a little more for Kafka's purge); a worker still stuck in a
+    /// write then is left behind and everything it had not sent is counted
+    /// as dropped, so a stuck receiver cannot hold the exit.
     pub fn close(&mut self) {
         self.begin_close();
-        if let Some(w) = self.worker.take() {
+        let Some(w) = self.worker.take() else { return };
+        let give_up = Instant::now() + self.drain + Duration::from_secs(1);
+        while !w.is_finished() && Instant::now() < give_up {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if w.is_finished() {
             let _ = w.join();
+        } else {
+            let c = &self.counters;
+            let accounted = c.sent.load(Ordering::Relaxed) + c.dropped.load(Ordering::Relaxed);
+            let lines = c.lines.load(Ordering::Relaxed);
+            c.dropped
+                .fetch_add(lines.saturating_sub(accounted), Ordering::Relaxed);
         }
     }
 

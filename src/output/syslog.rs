@@ -196,7 +196,9 @@ pub fn tls_config(files: &TlsFiles) -> Result<Arc<rustls::ClientConfig>, String>
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let Some(ca) = &files.ca else {
-        return Err("syslog+tls needs ca = \"FILE\" (PEM certificates of the receiver's CA)".into());
+        return Err(
+            "syslog+tls needs ca = \"FILE\" (PEM certificates of the receiver's CA)".into(),
+        );
     };
     let mut roots = rustls::RootCertStore::empty();
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca)

@@ -81,7 +81,9 @@ enum Encode {
     Syslog(syslog::Encoder),
     #[cfg(feature = "kafka")]
     Kafka,
-    Unix { datagram: bool },
+    Unix {
+        datagram: bool,
+    },
 }
 
 enum Dest {
@@ -112,7 +114,9 @@ fn open_file(path: &Option<PathBuf>) -> io::Result<Box<dyn Write + Send>> {
                 .create(true)
                 .append(true)
                 .open(p)
-                .map_err(|e| io::Error::new(e.kind(), format!("cannot open output {}: {e}", p.display())))?;
+                .map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot open output {}: {e}", p.display()))
+                })?;
             Box::new(BufWriter::with_capacity(1 << 16, f))
         }
         None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
@@ -160,14 +164,20 @@ impl Tee {
                     facility,
                 } => {
                     let (conn, framed, format) = match transport {
-                        SyslogTransportSpec::Udp(a) => (syslog::Conn::Udp(a.clone()), false, *format),
-                        SyslogTransportSpec::Tcp(a) => (syslog::Conn::Tcp(a.clone()), true, *format),
+                        SyslogTransportSpec::Udp(a) => {
+                            (syslog::Conn::Udp(a.clone()), false, *format)
+                        }
+                        SyslogTransportSpec::Tcp(a) => {
+                            (syslog::Conn::Tcp(a.clone()), true, *format)
+                        }
                         SyslogTransportSpec::Tls(a, host, files) => {
                             let config = syslog::tls_config(files)
                                 .map_err(|e| format!("output {}: {e}", s.name))?;
                             let name = files.server_name.clone().unwrap_or_else(|| host.clone());
                             let server_name = rustls_pki_types::ServerName::try_from(name.clone())
-                                .map_err(|e| format!("output {}: server name {name:?}: {e}", s.name))?;
+                                .map_err(|e| {
+                                    format!("output {}: server name {name:?}: {e}", s.name)
+                                })?;
                             (
                                 syslog::Conn::Tls {
                                     addr: a.clone(),
@@ -178,7 +188,9 @@ impl Tee {
                                 *format,
                             )
                         }
-                        SyslogTransportSpec::Local(p) => (syslog::Conn::Local(p.clone()), false, Format::Local),
+                        SyslogTransportSpec::Local(p) => {
+                            (syslog::Conn::Local(p.clone()), false, Format::Local)
+                        }
                     };
                     net(
                         Encode::Syslog(syslog::Encoder::new(format, *facility, hostname, framed)),
@@ -267,7 +279,10 @@ impl LineSink for Tee {
     /// for a single file, is not needed).
     fn reopen(&mut self, _w: Box<dyn Write + Send>) -> io::Result<()> {
         for r in &mut self.routes {
-            if let Dest::Writer { path: Some(p), w, .. } = &mut r.dest {
+            if let Dest::Writer {
+                path: Some(p), w, ..
+            } = &mut r.dest
+            {
                 w.flush()?;
                 *w = open_file(&Some(p.clone()))?;
             }

@@ -134,7 +134,10 @@ pub fn feed_files(
 /// `mxwatch read FILE...`
 pub fn read(args: &ReadArgs) -> Result<()> {
     let settings = Settings::build(&args.common)?;
-    let mut run = pipeline::start(settings.pipeline(true), Box::new(sink_for(&settings, true)?));
+    let mut run = pipeline::start(
+        settings.pipeline(true),
+        Box::new(sink_for(&settings, true)?),
+    );
     let show_progress = !args.no_progress && io::stderr().is_terminal();
     let bar = progress_bar(show_progress, total_bytes(&args.files));
     let input_error = feed_files(
