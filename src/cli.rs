@@ -70,9 +70,16 @@ pub struct Common {
     /// Do not run the detection rules (counters only).
     #[arg(long)]
     pub no_detect: bool,
-    /// Output file (JSON lines); default stdout.
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    /// Output (repeatable: several at once): a file path, `-` (stdout), or a URL:
+    /// syslog+udp://HOST:PORT, syslog+tcp://HOST:PORT, syslog+tls://HOST:PORT?ca=FILE,
+    /// syslog+unix:///dev/log, kafka://HOST:PORT/TOPIC, unix:///PATH, unixgram:///PATH;
+    /// `?datasets=detection,client_stats` selects lines (default all). Replaces the
+    /// config's [[output]] sections; default stdout. See docs/outputs.md.
+    #[arg(short, long, value_name = "FILE|URL")]
+    pub output: Vec<String>,
+    /// Serve Prometheus metrics (the capture_stats numbers, alerts by rule) on http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Classifier threads (clients are sharded by address) [default: one per core].
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,

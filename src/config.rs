@@ -14,6 +14,8 @@ use crate::cli::{Common, LiveArgs, ReportArgs};
 use crate::decode::DecodeLimits;
 use crate::detect::{ClientOverride, DetectorConfig};
 use crate::engine::EngineConfig;
+use crate::output::syslog::{self, Format, TlsFiles};
+use crate::output::tee::{self, OutputKind, OutputSpec, SyslogTransportSpec};
 use crate::pipeline::PipelineConfig;
 use crate::smtp::SmtpLimits;
 use crate::time::Bins;
@@ -28,7 +30,43 @@ pub struct FileConfig {
     pub detect: DetectorConfig,
     #[serde(rename = "client")]
     pub clients: Vec<ClientOverride>,
+    /// Outputs (several at once); none = stdout. `-o` replaces them.
+    #[serde(rename = "output", skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<OutputSection>,
 }
+
+/// One `[[output]]` section (also what a `-o URL?k=v` becomes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputSection {
+    /// A file path, `-`, or a URL (see `output_url`).
+    pub url: String,
+    /// Name in capture_stats `outputs` and /metrics [default: the URL].
+    pub name: Option<String>,
+    /// `detection`, `client_stats`, `capture_stats` or `all` [default: all].
+    pub datasets: Option<Vec<String>>,
+    /// Network outputs: lines queued while the receiver is slow or away,
+    /// beyond which lines are dropped and counted [default 10000].
+    pub queue: Option<usize>,
+    /// Network outputs: seconds the end of a run waits for the queue to drain [default 10].
+    pub drain_secs: Option<f64>,
+    /// syslog: `rfc5424` (default) or `rfc3164`.
+    pub format: Option<String>,
+    /// syslog: facility name [default local0].
+    pub facility: Option<String>,
+    /// syslog+tls: PEM CA file; client certificate and key (optional); name to check.
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub server_name: Option<String>,
+    /// kafka: extra librdkafka properties (`"compression.type" = "lz4"`).
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
+/// Lines a network output queues by default (about 10 MB of alert lines).
+pub const DEFAULT_OUTPUT_QUEUE: usize = 10_000;
+/// Seconds the end of a run waits by default for a network output to drain.
+pub const DEFAULT_DRAIN_SECS: f64 = 10.0;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -275,7 +313,166 @@ fn validate(c: &FileConfig) -> Result<(), String> {
         check_domain(d).map_err(|m| format!("dns.local_domains: {m}"))?;
     }
     c.defrag.validate()?;
+    for (i, o) in c.outputs.iter().enumerate() {
+        output_spec(o).map_err(|m| format!("output #{}: {m}", i + 1))?;
+    }
     Ok(())
+}
+
+/// `-o` values: a path, `-`, or a URL with `?key=value&...` options (the
+/// keys of `[[output]]`; `datasets` comma-separated).
+pub fn output_url(arg: &str) -> Result<OutputSection, String> {
+    let (url, query) = match arg.split_once("://") {
+        Some(_) => arg.split_once('?').unwrap_or((arg, "")),
+        None => (arg, ""),
+    };
+    let mut o = OutputSection {
+        url: url.to_owned(),
+        ..OutputSection::default()
+    };
+    for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| format!("{arg}: option {kv:?} is not key=value"))?;
+        let num = |v: &str| {
+            v.parse::<f64>()
+                .map_err(|_| format!("{arg}: {k} must be a number"))
+        };
+        match k {
+            "name" => o.name = Some(v.into()),
+            "datasets" => o.datasets = Some(v.split(',').map(str::to_owned).collect()),
+            "queue" => o.queue = Some(num(v)? as usize),
+            "drain_secs" => o.drain_secs = Some(num(v)?),
+            "format" => o.format = Some(v.into()),
+            "facility" => o.facility = Some(v.into()),
+            "ca" => o.ca = Some(v.into()),
+            "cert" => o.cert = Some(v.into()),
+            "key" => o.key = Some(v.into()),
+            "server_name" => o.server_name = Some(v.into()),
+            _ if k.contains('.') => {
+                o.properties.insert(k.into(), v.into());
+            }
+            _ => return Err(format!("{arg}: unknown option {k:?}")),
+        }
+    }
+    Ok(o)
+}
+
+fn host_port(rest: &str, scheme: &str) -> Result<(String, String), String> {
+    let addr = rest.trim_end_matches('/');
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{scheme}://{rest}: needs HOST:PORT"))?;
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(format!("{scheme}://{rest}: needs HOST:PORT"));
+    }
+    Ok((addr.to_owned(), host.trim_matches(['[', ']']).to_owned()))
+}
+
+/// Checks one output and builds what the sink needs.
+pub fn output_spec(o: &OutputSection) -> Result<OutputSpec, String> {
+    let datasets = match &o.datasets {
+        Some(d) => tee::parse_datasets(d).map_err(|e| format!("{}: {e}", o.url))?,
+        None => crate::output::lines::Datasets::ALL,
+    };
+    let format = match o.format.as_deref() {
+        None | Some("rfc5424") => Format::Rfc5424,
+        Some("rfc3164") => Format::Rfc3164,
+        Some(f) => return Err(format!("{}: format {f:?} is not rfc5424 or rfc3164", o.url)),
+    };
+    let facility = match o.facility.as_deref() {
+        None => 16,
+        Some(f) => syslog::facility(f).ok_or_else(|| {
+            format!(
+                "{}: unknown syslog facility {f:?} (local0..local7, daemon, ...)",
+                o.url
+            )
+        })?,
+    };
+    let url = o.url.as_str();
+    let kind = match url.split_once("://") {
+        _ if url == "-" => OutputKind::Stdout,
+        None if url.is_empty() => return Err("url is empty".into()),
+        None => OutputKind::File(url.into()),
+        Some((scheme, rest)) => match scheme {
+            "file" => OutputKind::File(rest.into()),
+            "syslog+udp" | "syslog+tcp" | "syslog+tls" => {
+                let (addr, host) = host_port(rest, scheme)?;
+                let transport = match scheme {
+                    "syslog+udp" => SyslogTransportSpec::Udp(addr),
+                    "syslog+tcp" => SyslogTransportSpec::Tcp(addr),
+                    _ => {
+                        let files = TlsFiles {
+                            ca: o.ca.clone(),
+                            cert: o.cert.clone(),
+                            key: o.key.clone(),
+                            server_name: o.server_name.clone(),
+                        };
+                        if files.ca.is_none() {
+                            return Err(format!(
+                                "{url}: syslog+tls needs ca (PEM file of the receiver's CA)"
+                            ));
+                        }
+                        if files.cert.is_some() != files.key.is_some() {
+                            return Err(format!("{url}: cert and key go together"));
+                        }
+                        SyslogTransportSpec::Tls(addr, host, files)
+                    }
+                };
+                OutputKind::Syslog {
+                    transport,
+                    format,
+                    facility,
+                }
+            }
+            "syslog+unix" if rest.starts_with('/') => OutputKind::Syslog {
+                transport: SyslogTransportSpec::Local(rest.into()),
+                format: Format::Local,
+                facility,
+            },
+            "kafka" => {
+                let (brokers, topic) = rest
+                    .split_once('/')
+                    .filter(|(b, t)| !b.is_empty() && !t.is_empty() && !t.contains('/'))
+                    .ok_or_else(|| format!("{url}: needs kafka://HOST:PORT[,HOST:PORT]/TOPIC"))?;
+                for b in brokers.split(',') {
+                    host_port(b, scheme)?;
+                }
+                OutputKind::Kafka {
+                    brokers: brokers.into(),
+                    topic: topic.into(),
+                    properties: o.properties.clone(),
+                }
+            }
+            "unix" | "unixgram" if rest.starts_with('/') => OutputKind::Unix {
+                path: rest.into(),
+                datagram: scheme == "unixgram",
+            },
+            _ => {
+                return Err(format!(
+                    "{url}: unknown output (a path, -, syslog+udp://, syslog+tcp://, syslog+tls://, syslog+unix:///PATH, kafka://, unix:///PATH, unixgram:///PATH)"
+                ));
+            }
+        },
+    };
+    if !o.properties.is_empty() && !matches!(kind, OutputKind::Kafka { .. }) {
+        return Err(format!("{url}: properties are for kafka outputs"));
+    }
+    let queue = o.queue.unwrap_or(DEFAULT_OUTPUT_QUEUE);
+    if queue == 0 {
+        return Err(format!("{url}: queue must be at least 1"));
+    }
+    let drain = o.drain_secs.unwrap_or(DEFAULT_DRAIN_SECS);
+    if !(drain.is_finite() && drain >= 0.0) {
+        return Err(format!("{url}: drain_secs must be a number of seconds"));
+    }
+    Ok(OutputSpec {
+        name: o.name.clone().unwrap_or_else(|| url.to_owned()),
+        datasets,
+        kind,
+        queue,
+        drain: std::time::Duration::from_secs_f64(drain),
+    })
 }
 
 fn check_domain(d: &str) -> Result<(), String> {
@@ -296,7 +493,12 @@ pub struct Settings {
     pub workers: usize,
     pub top: usize,
     pub stats: bool,
+    /// The one file output when it is the only output (SIGHUP reopens it);
+    /// None for stdout or several outputs.
     pub output: Option<PathBuf>,
+    /// Every output; empty = stdout only.
+    pub outputs: Vec<OutputSpec>,
+    pub metrics_listen: Option<std::net::SocketAddr>,
     pub filter: Option<String>,
     pub file: FileConfig,
     pub engine: EngineConfig,
@@ -352,6 +554,44 @@ impl Settings {
             .clone()
             .or_else(|| (!file.sensor.name.is_empty()).then(|| file.sensor.name.clone()))
             .unwrap_or_else(hostname);
+        if !common.output.is_empty() {
+            file.outputs = common
+                .output
+                .iter()
+                .map(|a| output_url(a).map_err(|m| ConfigError(format!("-o {m}"))))
+                .collect::<Result<_, _>>()?;
+        }
+        let mut outputs = Vec::new();
+        for o in &file.outputs {
+            let spec = output_spec(o).map_err(|m| ConfigError(format!("output {m}")))?;
+            let n = outputs
+                .iter()
+                .filter(|x: &&OutputSpec| x.name == spec.name)
+                .count();
+            outputs.push(OutputSpec {
+                name: if n == 0 {
+                    spec.name.clone()
+                } else {
+                    format!("{}#{}", spec.name, n + 1)
+                },
+                ..spec
+            });
+        }
+        // One plain file or stdout with every dataset: written as before
+        // (no `outputs` in capture_stats, SIGHUP reopens the path).
+        let single = match outputs.as_slice() {
+            [] => Some(None),
+            [o] if o.datasets == crate::output::lines::Datasets::ALL => match &o.kind {
+                OutputKind::Stdout => Some(None),
+                OutputKind::File(p) => Some(Some(p.clone())),
+                _ => None,
+            },
+            _ => None,
+        };
+        let output = single.clone().flatten();
+        if single.is_some() {
+            outputs.clear();
+        }
         let mut detect = file.detect.clone();
         if common.no_detect {
             detect.floor_qps = f64::INFINITY;
@@ -385,7 +625,9 @@ impl Settings {
             workers,
             top: file.pipeline.top,
             stats: common.stats,
-            output: common.output.clone(),
+            output,
+            outputs,
+            metrics_listen: common.metrics_listen,
             filter: common.filter.clone(),
             engine,
             file,
@@ -488,6 +730,62 @@ mod tests {
         }
         let c = parse("[defrag]\ntimeout_secs = 2.5\n", "t.toml").unwrap();
         assert_eq!(c.defrag.limits().timeout_micros, 2_500_000);
+    }
+
+    #[test]
+    fn output_urls_and_sections() {
+        let spec = |a: &str| output_spec(&output_url(a).unwrap());
+        let o = spec("syslog+tcp://127.0.0.1:514?datasets=detection,capture_stats").unwrap();
+        assert_eq!(o.name, "syslog+tcp://127.0.0.1:514");
+        assert!(
+            !o.datasets
+                .contains(crate::output::lines::Dataset::ClientStats)
+        );
+        assert!(matches!(o.kind, OutputKind::Syslog { .. }));
+        let o = spec("kafka://a:9092,b:9092/mx?queue=5&linger.ms=10").unwrap();
+        match o.kind {
+            OutputKind::Kafka {
+                brokers,
+                topic,
+                properties,
+            } => {
+                assert_eq!((brokers.as_str(), topic.as_str()), ("a:9092,b:9092", "mx"));
+                assert_eq!(properties["linger.ms"], "10");
+            }
+            k => panic!("{k:?}"),
+        }
+        assert_eq!(o.queue, 5);
+        assert!(matches!(
+            spec("out.jsonl").unwrap().kind,
+            OutputKind::File(_)
+        ));
+        assert!(matches!(spec("-").unwrap().kind, OutputKind::Stdout));
+        assert!(matches!(
+            spec("unixgram:///run/x.sock").unwrap().kind,
+            OutputKind::Unix { datagram: true, .. }
+        ));
+        for bad in [
+            "syslog+tcp://host",
+            "syslog+tls://h:6514",
+            "kafka://h:9092",
+            "gopher://x",
+            "syslog+udp://h:514?datasets=alerts",
+            "syslog+udp://h:514?format=rfc9999",
+        ] {
+            let e = output_url(bad).and_then(|o| output_spec(&o)).unwrap_err();
+            assert!(!e.contains('\n'), "{e}");
+        }
+        let e = parse(
+            "[[output]]\nurl = \"syslog+udp://h:1\"\nfacility = \"nope\"\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .0;
+        assert!(e.contains("output #1") && e.contains("facility"), "{e}");
+        let e = parse("[[output]]\nurl = \"x\"\nqeue = 1\n", "t.toml")
+            .unwrap_err()
+            .0;
+        assert!(e.contains("line 3") && e.contains("qeue"), "{e}");
     }
 
     #[test]

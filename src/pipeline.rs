@@ -392,8 +392,9 @@ fn output_loop(
             }
         }
     }
+    // Flushes, and lets network outputs drain (bounded by their deadline).
+    let r = output.close();
     if result.is_ok() {
-        let r = output.flush();
         record(r, &mut result);
     }
     (output, result)

@@ -390,8 +390,8 @@ def exim_counts(lines):
     """The same counters from Exim's mainlog (log_selector +smtp_connection): accepted '<='
     (received over SMTP), rejected_user_unknown 'rejected RCPT ... User unknown', relayed_out
     '=>'/'->' through the remote_smtp transport, delivered_local '=> :blackhole:', deferred
-    '==', bounced '**', smtpd_connections 'SMTP connection from', client_hostname_unverified
-    'no host name found for IP address' / 'no IP address found for host'."""
+    '==', bounced '**', smtpd_connections 'SMTP connection from ... connection count',
+    client_hostname_unverified: sessions logged without a verified host name."""
     msgs = {}
     msgs["accepted"] = sum(1 for l in lines if re.search(r" <= .* H=", l))
     msgs["rejected_user_unknown"] = sum(1 for l in lines if "rejected RCPT" in l and "User unknown" in l)
@@ -402,8 +402,10 @@ def exim_counts(lines):
     msgs["deferred"] = sum(1 for l in lines if " == " in l)
     msgs["bounced"] = sum(1 for l in lines if " ** " in l)
     msgs["smtpd_connections"] = sum(1 for l in lines if re.search(r"SMTP connection from .*connection count", l))
+    # sessions whose client name is not verified (no PTR, or the PTR name does not resolve
+    # back): Exim logs them without a host name, "SMTP connection from (helo) [ip] closed"
     msgs["client_hostname_unverified"] = sum(
-        1 for l in lines if "no host name found for IP address" in l or "no IP address found for host" in l)
+        1 for l in lines if re.search(r"SMTP connection from [(\[].* (closed|lost)", l))
     return msgs
 
 

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::lines::OutputStat;
 use super::schema::{
     CaptureOut, CaptureStatsBody, CaptureStatsLine, ChannelDropsOut, DecodeErrorsOut, DnsHealthOut,
     Event, EvictionsOut, LibpcapOut, Observer, SCHEMA_VERSION, SkippedOut,
@@ -47,6 +48,7 @@ pub fn line<'a>(
     snap: &'a CaptureSnapshot,
     h: &ClassifierHealth,
     observer: &'a Observer<'a>,
+    outputs: &'a [OutputStat],
 ) -> CaptureStatsLine<'a> {
     let d = &snap.decode;
     let s = &h.shards;
@@ -112,6 +114,7 @@ pub fn line<'a>(
                 },
                 clients_tracked: h.clients_tracked,
             },
+            outputs: outputs.iter().map(|o| (o.name.as_str(), o)).collect(),
         },
     }
 }

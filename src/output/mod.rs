@@ -1,8 +1,11 @@
 //! Output: closed bins, alerts and sensor health -> JSON lines.
 //!
 //! Input: per-bin client records and alerts (already merged across shards and
-//! sorted), and capture statistics. Output: one JSON object per line on a
-//! `Write` (stdout or a file). Every line type lives here: its field names
+//! sorted), and capture statistics. Output: one JSON object per line, handed
+//! to a [`lines::LineSink`]: stdout or a file, or several outputs at once
+//! ([`tee`]: files, [`syslog`], [`kafka`], [`unix`] sockets, each network
+//! output behind its own bounded queue and thread). /metrics: [`metrics`].
+//! Every line type lives here: its field names
 //! ([`schema`], [`alert`], [`health`]) and its sentences ([`reason`]). Lines
 //! of a bin are written in a fixed order (client_stats by rank, then alerts
 //! by time, rule and address), so a file gives byte-identical output
@@ -10,9 +13,17 @@
 
 pub mod alert;
 pub mod health;
+#[cfg(feature = "kafka")]
+pub mod kafka;
+pub mod lines;
+pub mod metrics;
+pub mod queue;
 pub mod reason;
 pub mod schema;
 pub mod summary;
+pub mod syslog;
+pub mod tee;
+pub mod unix;
 
 use std::io::{self, Write};
 
@@ -22,6 +33,7 @@ use crate::classify::{ClientBin, ClientRecord, ClosedBin, DnsCounts, SmtpCounts}
 use crate::detect::Alert;
 use crate::time::rfc3339_micros;
 pub use health::{CaptureSnapshot, ClassifierHealth};
+use lines::{Dataset, LineMeta, LineSink, WriterLines};
 use schema::{ClientStatsBody, ClientStatsLine, Event, Ip, Observer};
 
 /// Where lines go: the JSON [`Output`], or the report's in-process collector.
@@ -36,10 +48,18 @@ pub trait Sink: Send {
         Ok(())
     }
     fn flush(&mut self) -> io::Result<()>;
+    /// End of the run: flush and let network outputs drain (bounded wait).
+    fn close(&mut self) -> io::Result<()> {
+        self.flush()
+    }
 }
 
 pub struct Output {
-    w: Box<dyn Write + Send>,
+    lines: Box<dyn LineSink>,
+    /// The line being serialized (reused).
+    buf: Vec<u8>,
+    /// /metrics, updated with every capture_stats line and alert start.
+    metrics: Option<std::sync::Arc<metrics::Metrics>>,
     observer_name: String,
     /// Write client_stats lines (`--stats`).
     pub client_stats: bool,
@@ -56,8 +76,27 @@ impl Output {
         top: usize,
         bin_micros: i64,
     ) -> Self {
+        Self::with_lines(
+            Box::new(WriterLines(w)),
+            observer_name,
+            client_stats,
+            top,
+            bin_micros,
+        )
+    }
+
+    /// An output to any [`LineSink`] (several outputs: [`tee::Tee`]).
+    pub fn with_lines(
+        lines: Box<dyn LineSink>,
+        observer_name: String,
+        client_stats: bool,
+        top: usize,
+        bin_micros: i64,
+    ) -> Self {
         Output {
-            w,
+            lines,
+            buf: Vec::with_capacity(4096),
+            metrics: None,
             observer_name,
             client_stats,
             top,
@@ -65,10 +104,16 @@ impl Output {
         }
     }
 
-    pub fn line<T: Serialize>(&mut self, value: &T) -> io::Result<()> {
-        serde_json::to_writer(&mut self.w, value)?;
-        self.w.write_all(b"\n")?;
-        Ok(())
+    /// Serves the numbers of every capture_stats line on /metrics.
+    pub fn set_metrics(&mut self, m: std::sync::Arc<metrics::Metrics>) {
+        self.metrics = Some(m);
+    }
+
+    /// Serializes `value` once and hands it to the sink.
+    pub fn line<T: Serialize>(&mut self, meta: &LineMeta<'_>, value: &T) -> io::Result<()> {
+        self.buf.clear();
+        serde_json::to_writer(&mut self.buf, value)?;
+        self.lines.line(meta, &self.buf)
     }
 
     /// Writes one closed bin: client_stats (if enabled) then alerts.
@@ -109,9 +154,19 @@ impl Output {
             }
         }
         for a in alerts {
-            let observer = Observer::new(&self.observer_name);
-            serde_json::to_writer(&mut self.w, &alert::AlertLine::of(a, &observer))?;
-            self.w.write_all(b"\n")?;
+            let name = self.observer_name.clone();
+            let observer = Observer::new(&name);
+            let meta = LineMeta {
+                dataset: Dataset::Detection,
+                client: Some(a.ip),
+                rule: Some(a.rule.name),
+                kind: Some(alert::phase_name(a.phase)),
+                severity: Some(a.rule.severity),
+            };
+            self.line(&meta, &alert::AlertLine::of(a, &observer))?;
+            if let Some(m) = &self.metrics {
+                m.alert(a.rule.name, alert::phase_name(a.phase));
+            }
         }
         Ok(())
     }
@@ -123,7 +178,8 @@ impl Output {
         r: Option<&ClientRecord>,
         body: ClientStatsBody,
     ) -> io::Result<()> {
-        let observer = Observer::new(&self.observer_name);
+        let name = self.observer_name.clone();
+        let observer = Observer::new(&name);
         let line = ClientStatsLine {
             timestamp: rfc3339_micros(start),
             event: Event {
@@ -144,9 +200,8 @@ impl Output {
                 .map(|s| Ip { ip: s.to_string() }),
             mxwatch: body,
         };
-        serde_json::to_writer(&mut self.w, &line)?;
-        self.w.write_all(b"\n")?;
-        Ok(())
+        let meta = LineMeta::metric(Dataset::ClientStats, r.map(|r| r.ip));
+        self.line(&meta, &line)
     }
 
     pub fn observer_name(&self) -> &str {
@@ -160,21 +215,27 @@ impl Sink for Output {
     }
 
     fn capture_stats(&mut self, snap: &CaptureSnapshot, h: &ClassifierHealth) -> io::Result<()> {
-        let observer = Observer::new(&self.observer_name);
-        let line = health::line(snap, h, &observer);
-        serde_json::to_writer(&mut self.w, &line)?;
-        self.w.write_all(b"\n")
+        let name = self.observer_name.clone();
+        let observer = Observer::new(&name);
+        let outputs = self.lines.stats();
+        let line = health::line(snap, h, &observer, &outputs);
+        if let Some(m) = &self.metrics {
+            m.capture_stats(&line);
+        }
+        self.line(&LineMeta::metric(Dataset::CaptureStats, None), &line)
     }
 
-    /// Replaces the writer (log rotation), flushing the old one first.
+    /// Log rotation: the file output(s) reopened, the old one flushed first.
     fn reopen(&mut self, w: Box<dyn Write + Send>) -> io::Result<()> {
-        self.w.flush()?;
-        self.w = w;
-        Ok(())
+        self.lines.reopen(w)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.w.flush()
+        self.lines.flush()
+    }
+
+    fn close(&mut self) -> io::Result<()> {
+        self.lines.close()
     }
 }
 

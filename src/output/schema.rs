@@ -187,6 +187,9 @@ pub struct CaptureStatsLine<'a> {
 pub struct CaptureStatsBody<'a> {
     pub schema_version: &'static str,
     pub capture: CaptureOut<'a>,
+    /// Per output (by name), when outputs are configured: lines, sent, dropped, queued.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<&'a str, &'a super::lines::OutputStat>,
 }
 
 #[derive(Debug, Serialize)]

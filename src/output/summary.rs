@@ -159,4 +159,13 @@ impl Sink for Summary {
         }
         Ok(())
     }
+
+    fn close(&mut self) -> io::Result<()> {
+        self.inner.close()?;
+        if !self.snaps.is_empty() {
+            self.write_summary()?;
+            self.snaps.clear();
+        }
+        Ok(())
+    }
 }

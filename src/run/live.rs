@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::{drive, open_output, output_for};
+use super::{drive, open_output, sink_for};
 use crate::capture::daemon::{self, STOP};
 use crate::capture::iface::{LiveOptions, LiveSource};
 use crate::capture::source::{Interfaces, wall_micros};
@@ -63,8 +63,8 @@ pub fn live(args: &LiveArgs) -> Result<()> {
             .unwrap_or_else(|| default_filter(DNS_SMTP_PORTS)),
         default_filter: settings.filter.is_none(),
     };
-    // Everything that needs root first: the output file and the handles.
-    let writer = open_output(&settings.output)?;
+    // Everything that needs root first: the outputs, /metrics and the handles.
+    let sink = sink_for(&settings, false)?;
     let mut sources = Vec::new();
     for name in &args.interfaces {
         let src = LiveSource::open(name, &opts)?;
@@ -82,7 +82,7 @@ pub fn live(args: &LiveArgs) -> Result<()> {
         cfg.channel_batches = n;
     }
     let queue = cfg.channel_batches * sources.len();
-    let mut run = pipeline::start(cfg, Box::new(output_for(writer, &settings)));
+    let mut run = pipeline::start(cfg, Box::new(sink));
     let mut ifaces = Interfaces::start(sources, queue, &STOP)?;
     let mut last_libpcap = vec![(0, 0, 0); ifaces.names.len()];
 
@@ -95,7 +95,7 @@ pub fn live(args: &LiveArgs) -> Result<()> {
     let out_tx = run.capture.health_sender();
     let drive_result = drive(&mut ifaces, &mut run.capture.front, |front, _, _| {
         if daemon::take_hup() {
-            reopen(&out_tx, &settings.output);
+            reopen(&out_tx, &settings);
         }
         if Instant::now() >= next_stats {
             let now = wall_micros();
@@ -124,7 +124,7 @@ pub fn live(args: &LiveArgs) -> Result<()> {
     drop(out_tx);
     let join_result = ifaces.join();
     if daemon::take_hup() {
-        reopen(&run.capture.health_sender(), &settings.output);
+        reopen(&run.capture.health_sender(), &settings);
     }
     let now = wall_micros();
     let (_, written) = finish(run, &ifaces, &mut last_libpcap, stats_from, now);
@@ -154,8 +154,13 @@ fn finish(
     })
 }
 
-fn reopen(run: &pipeline::HealthSender, path: &Option<std::path::PathBuf>) {
+fn reopen(run: &pipeline::HealthSender, settings: &Settings) {
+    let path = &settings.output;
     if path.is_none() {
+        // Several outputs: the output thread reopens each file by its path.
+        if !settings.outputs.is_empty() {
+            run.reopen_output(Box::new(std::io::sink()));
+        }
         return;
     }
     match open_output(path) {

@@ -17,7 +17,9 @@ use crate::capture::source::{Files, FrameSource, Merged, Pulled};
 use crate::cli::{ConfigArgs, ReadArgs};
 use crate::config::{self, Settings};
 use crate::engine::{Back, Front};
+use crate::output::metrics::{self, Metrics};
 use crate::output::summary::Summary;
+use crate::output::tee::Tee;
 use crate::output::{CaptureSnapshot, Output};
 use crate::pipeline::{self, CaptureSide};
 
@@ -134,8 +136,7 @@ pub fn feed_files(
 /// `mxwatch read FILE...`
 pub fn read(args: &ReadArgs) -> Result<()> {
     let settings = Settings::build(&args.common)?;
-    let writer = open_output(&settings.output)?;
-    let mut sink: Box<dyn crate::output::Sink> = Box::new(output_for(writer, &settings));
+    let mut sink: Box<dyn crate::output::Sink> = Box::new(sink_for(&settings, true)?);
     if args.summary || (!args.no_summary && io::stderr().is_terminal()) {
         sink = Box::new(Summary::new(sink, Box::new(io::stderr())));
     }
@@ -248,6 +249,29 @@ pub fn man() -> Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+/// The output of a run: stdout or one file as always, or several outputs
+/// ([`Tee`]: `lossless` for `read`), with /metrics when `--metrics-listen`.
+pub fn sink_for(s: &Settings, lossless: bool) -> Result<Output> {
+    let mut out = if s.outputs.is_empty() {
+        output_for(open_output(&s.output)?, s)
+    } else {
+        let tee = Tee::open(&s.outputs, &s.sensor_name, lossless).map_err(anyhow::Error::msg)?;
+        Output::with_lines(
+            Box::new(tee),
+            s.sensor_name.clone(),
+            s.stats,
+            s.top,
+            s.bin_micros,
+        )
+    };
+    if let Some(addr) = s.metrics_listen {
+        let m = Metrics::new();
+        metrics::serve(addr, m.clone()).map_err(anyhow::Error::msg)?;
+        out.set_metrics(m);
+    }
+    Ok(out)
 }
 
 /// `mxwatch config`
