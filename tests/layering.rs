@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Bottom to top. `lib.rs` and `main.rs` may use anything.
 const LAYERS: &[&str] = &[
-    "time", "packet", "dns", "smtp", "event", "decode", "capture", "classify", "detect", "output",
+    "time", "packet", "dns", "smtp", "event", "decode", "input", "capture", "classify", "detect", "output",
     "engine", "pipeline", "cli", "config", "run", "report",
 ];
 

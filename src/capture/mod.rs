@@ -41,6 +41,8 @@ pub enum CaptureError {
         iface: String,
         msg: String,
     },
+    /// A dnstap or log input (`input::InputError`), or a dnstap socket.
+    Input(String),
 }
 
 impl fmt::Display for CaptureError {
@@ -61,11 +63,26 @@ impl fmt::Display for CaptureError {
                 )
             }
             CaptureError::Live { iface, msg } => write!(f, "interface {iface}: {}", clean(msg)),
+            CaptureError::Input(msg) => write!(f, "{msg}"),
         }
     }
 }
 
 impl std::error::Error for CaptureError {}
+
+impl From<crate::input::InputError> for CaptureError {
+    fn from(e: crate::input::InputError) -> Self {
+        CaptureError::Input(e.to_string())
+    }
+}
+
+/// True when the file starts like a Frame Streams stream (a control frame's
+/// zero escape), as `dnstap-output file` writes: a dnstap file, not a capture.
+pub fn is_frame_streams(path: &Path) -> bool {
+    use std::io::Read;
+    let mut b = [0u8; 4];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut b)).is_ok() && b == [0; 4]
+}
 
 fn clean(msg: &str) -> String {
     msg.trim().replace('\n', " ")

@@ -34,6 +34,8 @@ pub struct DnsSighting<'a> {
     pub server: IpAddr,
     pub client_port: u16,
     pub tcp: bool,
+    /// The input never shows responses (a query log): nothing waits for one.
+    pub query_only: bool,
     pub payload: &'a [u8],
 }
 
@@ -226,6 +228,7 @@ impl<'a> DnsSighting<'a> {
             server,
             client_port,
             tcp,
+            query_only: false,
             payload,
         })
     }

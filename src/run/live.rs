@@ -207,6 +207,7 @@ fn snapshots<B: Back>(
                 }),
                 dropped_batches,
                 dropped_events,
+                inputs: Vec::new(),
                 dropped_frames: Some((
                     c.dropped_batches.load(Ordering::Relaxed),
                     c.dropped_frames.load(Ordering::Relaxed),
