@@ -106,7 +106,12 @@ pub struct LogArgs {
 #[derive(Debug, Args)]
 pub struct LiveArgs {
     /// Interface to capture on (repeatable: one capture thread each).
-    #[arg(short, long = "interface", required_unless_present = "dnstap", value_name = "IFACE")]
+    #[arg(
+        short,
+        long = "interface",
+        required_unless_present = "dnstap",
+        value_name = "IFACE"
+    )]
     pub interfaces: Vec<String>,
     /// Listen for dnstap from DNS servers on a unix socket: `unix:/run/mxwatch/dnstap.sock`
     /// (Frame Streams, bidirectional; BIND `dnstap-output unix`, Unbound `dnstap-socket-path`).

@@ -47,10 +47,16 @@ fn way(scenario: &str, inputs: &[String]) -> Vec<Value> {
 }
 
 fn packets(s: &str) -> Vec<Value> {
-    way(s, &["--merge".into(), "@-dns.pcap".into(), "@-smtp.pcap".into()])
+    way(
+        s,
+        &["--merge".into(), "@-dns.pcap".into(), "@-smtp.pcap".into()],
+    )
 }
 fn dnstap(s: &str) -> Vec<Value> {
-    way(s, &["@.dnstap".into(), "--maillog".into(), "@-maillog".into()])
+    way(
+        s,
+        &["@.dnstap".into(), "--maillog".into(), "@-maillog".into()],
+    )
 }
 fn querylog(s: &str) -> Vec<Value> {
     way(
@@ -127,8 +133,7 @@ fn starts(lines: &[Value]) -> Vec<(String, String, String)> {
     let mut v: Vec<_> = lines
         .iter()
         .filter(|l| {
-            l["event"]["dataset"] == "mxwatch.detection"
-                && l["event"]["type"][0] == "start"
+            l["event"]["dataset"] == "mxwatch.detection" && l["event"]["type"][0] == "start"
         })
         .map(|l| {
             (
@@ -143,16 +148,28 @@ fn starts(lines: &[Value]) -> Vec<(String, String, String)> {
 }
 
 fn bins_close(scenario: &str, name: &str, a: &Bins, b: &Bins) {
-    assert_eq!(totals(a), totals(b), "{scenario}: {name}: queries by client and qtype");
+    assert_eq!(
+        totals(a),
+        totals(b),
+        "{scenario}: {name}: queries by client and qtype"
+    );
     let keys: std::collections::BTreeSet<_> = a.keys().chain(b.keys()).collect();
     let sum = |m: Option<&BTreeMap<String, u64>>| m.map_or(0, |q| q.values().sum::<u64>()) as i64;
     let mut moved = 0;
     for k in &keys {
         let d = (sum(a.get(*k)) - sum(b.get(*k))).abs();
-        assert!(d <= 2, "{scenario}: {name}: bin {k:?}: {:?} vs {:?}", a.get(*k), b.get(*k));
+        assert!(
+            d <= 2,
+            "{scenario}: {name}: bin {k:?}: {:?} vs {:?}",
+            a.get(*k),
+            b.get(*k)
+        );
         moved += d;
     }
-    eprintln!("{scenario}: {name}: {} client-bins, {moved} queries in a neighbouring bin", keys.len());
+    eprintln!(
+        "{scenario}: {name}: {} client-bins, {moved} queries in a neighbouring bin",
+        keys.len()
+    );
 }
 
 fn same_three_ways(scenario: &str, expect: &[&str]) {
@@ -163,7 +180,11 @@ fn same_three_ways(scenario: &str, expect: &[&str]) {
     bins_close(scenario, "dnstap", &pb, &dns_bins(&d));
     bins_close(scenario, "query log", &pb, &dns_bins(&q));
     // SMTP: the maillog's counts are the wire's for the mail server.
-    assert_eq!(smtp_totals(&p), smtp_totals(&d), "{scenario}: maillog SMTP counts");
+    assert_eq!(
+        smtp_totals(&p),
+        smtp_totals(&d),
+        "{scenario}: maillog SMTP counts"
+    );
     let ps = starts(&p);
     for e in expect {
         assert!(
@@ -176,18 +197,28 @@ fn same_three_ways(scenario: &str, expect: &[&str]) {
     // The query log says its response counters are absent, not zero.
     let ql = q
         .iter()
-        .find(|l| l["event"]["dataset"] == "mxwatch.client_stats" && l["source"]["ip"] == MAIL_SERVER)
+        .find(|l| {
+            l["event"]["dataset"] == "mxwatch.client_stats" && l["source"]["ip"] == MAIL_SERVER
+        })
         .unwrap();
     assert!(ql["mxwatch"]["dns"]["responses"].is_null(), "{ql}");
     let last = q.last().unwrap();
     let inputs = last["mxwatch"]["capture"]["inputs"].as_array().unwrap();
     assert_eq!(inputs.len(), 2, "{last}");
-    assert!(inputs.iter().all(|i| i["malformed"].as_object().unwrap().is_empty()), "{last}");
+    assert!(
+        inputs
+            .iter()
+            .all(|i| i["malformed"].as_object().unwrap().is_empty()),
+        "{last}"
+    );
 }
 
 #[test]
 fn relay_same_three_ways() {
-    same_three_ways("relay", &["spam_relay", "smtp_alpha", "smtp_outbound_flood"]);
+    same_three_ways(
+        "relay",
+        &["spam_relay", "smtp_alpha", "smtp_outbound_flood"],
+    );
 }
 
 #[test]
@@ -204,8 +235,14 @@ fn dnstap_file_matches_dnstap_read() {
         panic!("dnstap-read not found: run scripts/deps");
     };
     let text = String::from_utf8(out.stdout).unwrap();
-    let queries = text.lines().filter(|l| l.split_whitespace().nth(2) == Some("CQ")).count() as u64;
-    let responses = text.lines().filter(|l| l.split_whitespace().nth(2) == Some("CR")).count() as u64;
+    let queries = text
+        .lines()
+        .filter(|l| l.split_whitespace().nth(2) == Some("CQ"))
+        .count() as u64;
+    let responses = text
+        .lines()
+        .filter(|l| l.split_whitespace().nth(2) == Some("CR"))
+        .count() as u64;
     let lines = read_lines(&["--stats", "--top", "10000", f.to_str().unwrap()]);
     let (mut q, mut r) = (0, 0);
     for l in &lines {
@@ -245,7 +282,11 @@ fn unrecognisable_log_is_one_error_and_bad_lines_are_counted() {
     assert_eq!(inputs["malformed"]["bad_time"], 1, "{inputs}");
 
     let mail = dir.path().join("maillog");
-    std::fs::write(&mail, "Nov 29 11:22:38 mx postfix/smtpd[1]: connect from a[10.0.0.1]\n").unwrap();
+    std::fs::write(
+        &mail,
+        "Nov 29 11:22:38 mx postfix/smtpd[1]: connect from a[10.0.0.1]\n",
+    )
+    .unwrap();
     let out = mxwatch(&["read", "--maillog", mail.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--mail-server"), "{err}");

@@ -6,6 +6,7 @@
 //! given; errors name the file and say what libpcap said.
 
 pub mod daemon;
+pub mod dnstap;
 pub mod iface;
 pub mod source;
 
@@ -81,7 +82,10 @@ impl From<crate::input::InputError> for CaptureError {
 pub fn is_frame_streams(path: &Path) -> bool {
     use std::io::Read;
     let mut b = [0u8; 4];
-    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut b)).is_ok() && b == [0; 4]
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_ok()
+        && b == [0; 4]
 }
 
 fn clean(msg: &str) -> String {

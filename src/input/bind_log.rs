@@ -162,7 +162,10 @@ mod tests {
     #[test]
     fn other_lines_and_malformed_ones() {
         assert_eq!(
-            parse_line("29-Nov-2026 11:22:35.100 general: info: zone test/IN: loaded", Y),
+            parse_line(
+                "29-Nov-2026 11:22:35.100 general: info: zone test/IN: loaded",
+                Y
+            ),
             Ok(None)
         );
         assert_eq!(
@@ -170,11 +173,17 @@ mod tests {
             Err(Malformed::BadTime)
         );
         assert_eq!(
-            parse_line("29-Nov-2026 11:22:35.100 client @0x1 10.0.0.300#5 (a): query: a IN A +", Y),
+            parse_line(
+                "29-Nov-2026 11:22:35.100 client @0x1 10.0.0.300#5 (a): query: a IN A +",
+                Y
+            ),
             Err(Malformed::BadClient)
         );
         assert_eq!(
-            parse_line("29-Nov-2026 11:22:35.100 client @0x1 10.0.0.1#5 (a): query: a IN BOGUS +", Y),
+            parse_line(
+                "29-Nov-2026 11:22:35.100 client @0x1 10.0.0.1#5 (a): query: a IN BOGUS +",
+                Y
+            ),
             Err(Malformed::BadQtype)
         );
     }

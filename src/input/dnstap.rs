@@ -148,13 +148,10 @@ pub fn to_item(frame: &[u8]) -> Result<Option<DnsItem>, Malformed> {
     let bytes = bytes.ok_or(Malformed::NoDnsMessage)?;
     let client = m.query_address.and_then(addr).ok_or(Malformed::NoAddress)?;
     // A server that does not say its own address: the unspecified address.
-    let server = m
-        .response_address
-        .and_then(addr)
-        .unwrap_or(match client {
-            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-        });
+    let server = m.response_address.and_then(addr).unwrap_or(match client {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    });
     Ok(Some(DnsItem {
         ts,
         client,
@@ -192,7 +189,10 @@ pub fn encode(
     write::bytes(&mut m, 5, &octets(server));
     write::uint(&mut m, 6, client_port as u64);
     write::uint(&mut m, 7, 53);
-    let (sec, nsec) = (ts_micros.div_euclid(1_000_000), ts_micros.rem_euclid(1_000_000) * 1000);
+    let (sec, nsec) = (
+        ts_micros.div_euclid(1_000_000),
+        ts_micros.rem_euclid(1_000_000) * 1000,
+    );
     let (t_sec, t_nsec, msg) = if query { (8, 9, 10) } else { (12, 13, 14) };
     write::uint(&mut m, t_sec, sec as u64);
     write::fixed32(&mut m, t_nsec, nsec as u32);
@@ -221,7 +221,10 @@ mod tests {
         assert_eq!(d.message, b"\x12\x34");
         let r = encode(6, c, 4242, s, true, 5_000_000, b"\x99");
         let d = to_item(&r).unwrap().unwrap();
-        assert_eq!((d.ts, d.tcp, d.message.as_slice()), (5_000_000, true, &b"\x99"[..]));
+        assert_eq!(
+            (d.ts, d.tcp, d.message.as_slice()),
+            (5_000_000, true, &b"\x99"[..])
+        );
         // A tool query is not a server's client traffic.
         assert_eq!(to_item(&encode(11, c, 1, s, false, 0, b"x")).unwrap(), None);
         assert_eq!(to_item(b"\x08\x01"), Err(Malformed::NoMessage));

@@ -78,7 +78,12 @@ pub fn parse(line: &str, year: Year) -> Option<(i64, &str)> {
         let mut it = date.split('-');
         let (y, mo, d) = (num(it.next()?)?, num(it.next()?)?, num(it.next()?)?);
         let (t, offset) = split_zone(t)?;
-        let ts = at(y, u32::try_from(mo).ok().filter(|m| (1..=12).contains(m))?, d, clock(t)?)?;
+        let ts = at(
+            y,
+            u32::try_from(mo).ok().filter(|m| (1..=12).contains(m))?,
+            d,
+            clock(t)?,
+        )?;
         return Some((ts - offset, rest.trim_start()));
     }
     // Nov 29 11:22:35 (day padded with a blank: "Nov  9")
@@ -159,7 +164,9 @@ mod tests {
             Some((t("2026-11-09T01:02:03.000000Z"), "mx postfix/smtpd[1]: x"))
         );
         assert_eq!(
-            parse("<30>1 2026-11-29T11:22:35Z host named 1 - - client", y).unwrap().0,
+            parse("<30>1 2026-11-29T11:22:35Z host named 1 - - client", y)
+                .unwrap()
+                .0,
             t("2026-11-29T11:22:35.000000Z")
         );
         assert_eq!(parse("client @0x1 10.0.0.1#5", y), None);

@@ -17,8 +17,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use super::logtime::{self, Year};
 use super::Malformed;
+use super::logtime::{self, Year};
 use crate::smtp::{SmtpCommand, SmtpCommandKind, SmtpEvent, SmtpEventKind};
 
 /// Sessions (smtpd processes) and queue IDs followed at once; beyond, the
@@ -135,7 +135,9 @@ impl Maillog {
         if service != "smtpd" && service != "smtp" && service != "cleanup" {
             return Ok(false);
         }
-        let pid: u32 = head[open + 1..].parse().map_err(|_| Malformed::BadProgram)?;
+        let pid: u32 = head[open + 1..]
+            .parse()
+            .map_err(|_| Malformed::BadProgram)?;
         let (ts, rest) = logtime::parse(line, self.year).ok_or(Malformed::BadTime)?;
         let host = rest.split(' ').next().unwrap_or("");
         let Some(server) = self.servers.of(host) else {
@@ -234,7 +236,10 @@ impl Maillog {
         if let Some(i) = text.find(": reject: RCPT from ") {
             let r = &text[i + ": reject: RCPT from ".len()..];
             let peer = bracketed_ip(r).ok_or(Malformed::BadClient)?;
-            let reply = r.find("]: ").map(|j| &r[j + 3..]).ok_or(Malformed::BadReply)?;
+            let reply = r
+                .find("]: ")
+                .map(|j| &r[j + 3..])
+                .ok_or(Malformed::BadReply)?;
             let (code, user_unknown) =
                 crate::smtp::logged_reply(reply.as_bytes()).ok_or(Malformed::BadReply)?;
             let from = angle(reply, "from=").map(str::to_owned);
@@ -378,16 +383,25 @@ mod tests {
         let mut m = Maillog::new(Servers::default(), Year::Fixed(2026));
         let mut out = Vec::new();
         assert_eq!(
-            m.line("Nov 29 11:25:01 other postfix/smtpd[1]: connect from a[10.0.0.1]", &mut out),
+            m.line(
+                "Nov 29 11:25:01 other postfix/smtpd[1]: connect from a[10.0.0.1]",
+                &mut out
+            ),
             Err(Malformed::UnknownHost)
         );
         assert_eq!(
-            m.line("Nov 29 11:25:01 other sshd[1]: connect from a[10.0.0.1]", &mut out),
+            m.line(
+                "Nov 29 11:25:01 other sshd[1]: connect from a[10.0.0.1]",
+                &mut out
+            ),
             Ok(false)
         );
         // A host that is an address names itself.
         assert_eq!(
-            m.line("Nov 29 11:25:01 192.0.2.25 postfix/smtpd[1]: connect from a[10.0.0.1]", &mut out),
+            m.line(
+                "Nov 29 11:25:01 192.0.2.25 postfix/smtpd[1]: connect from a[10.0.0.1]",
+                &mut out
+            ),
             Ok(true)
         );
         assert_eq!(out[0].ip, "192.0.2.25".parse::<IpAddr>().unwrap());

@@ -149,10 +149,19 @@ impl InputStats {
 
 #[derive(Debug)]
 pub enum InputError {
-    Open { path: PathBuf, msg: String },
-    Read { path: PathBuf, msg: String },
+    Open {
+        path: PathBuf,
+        msg: String,
+    },
+    Read {
+        path: PathBuf,
+        msg: String,
+    },
     /// Not one record of the expected kind in the whole file.
-    Unrecognised { path: PathBuf, what: String },
+    Unrecognised {
+        path: PathBuf,
+        what: String,
+    },
 }
 
 impl fmt::Display for InputError {
@@ -268,7 +277,9 @@ impl InputFile {
         let s = &self.stats;
         let what = match self.kind {
             Kind::Dnstap => "no dnstap message in this Frame Streams file",
-            Kind::BindQuerylog => "not one BIND query log line (`client ... query: NAME CLASS TYPE FLAGS`)",
+            Kind::BindQuerylog => {
+                "not one BIND query log line (`client ... query: NAME CLASS TYPE FLAGS`)"
+            }
             Kind::Maillog => "not one Postfix smtpd/smtp line mxwatch counts",
         };
         let mut what = format!("{what} in {} records", s.records);

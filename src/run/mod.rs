@@ -147,7 +147,12 @@ fn non_frame_inputs(args: &ReadArgs) -> (Vec<PathBuf>, Vec<(Kind, PathBuf)>) {
         .cloned()
         .partition(|p| crate::capture::is_frame_streams(p));
     let mut inputs: Vec<(Kind, PathBuf)> = dnstap.into_iter().map(|p| (Kind::Dnstap, p)).collect();
-    inputs.extend(args.logs.bind_querylog.iter().map(|p| (Kind::BindQuerylog, p.clone())));
+    inputs.extend(
+        args.logs
+            .bind_querylog
+            .iter()
+            .map(|p| (Kind::BindQuerylog, p.clone())),
+    );
     inputs.extend(args.logs.maillog.iter().map(|p| (Kind::Maillog, p.clone())));
     (pcaps, inputs)
 }
@@ -202,7 +207,16 @@ pub fn read(args: &ReadArgs) -> Result<()> {
         .err()
     } else {
         // Non-frame inputs are always merged by time with the rest.
-        feed_inputs(&mut run.capture, &pcaps, &inputs, &logs, settings.filter.as_deref(), &bar, &mut input_stats).err()
+        feed_inputs(
+            &mut run.capture,
+            &pcaps,
+            &inputs,
+            &logs,
+            settings.filter.as_deref(),
+            &bar,
+            &mut input_stats,
+        )
+        .err()
     };
     bar.finish_and_clear();
     let files = all;
