@@ -218,3 +218,133 @@ fn live_dnstap_from_bind_counts_exactly_and_survives_a_restart() {
     assert!(!sock.exists(), "the socket file is removed at exit");
     eprintln!("live dnstap test: {:?}", t0.elapsed());
 }
+
+/// A Frame Streams sender as a DNS server is one: READY, wait for ACCEPT,
+/// START, the frames, STOP, wait for FINISH.
+fn send_file_over_socket(sock: &Path, frames: &[Vec<u8>]) {
+    use mxwatch::input::framestream::{self, ControlKind, DNSTAP_CONTENT_TYPE, Frame, Reader};
+    use std::io::Write;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut s = loop {
+        match std::os::unix::net::UnixStream::connect(sock) {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "connect {}: {e}", sock.display());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&framestream::control_frame(
+        ControlKind::Ready,
+        Some(DNSTAP_CONTENT_TYPE),
+    ))
+    .unwrap();
+    let mut r = Reader::new(s.try_clone().unwrap());
+    match r.next_frame().unwrap() {
+        Some(Frame::Control(c)) => assert_eq!(c.kind, ControlKind::Accept),
+        f => panic!("expected ACCEPT, got {f:?}"),
+    }
+    s.write_all(&framestream::control_frame(
+        ControlKind::Start,
+        Some(DNSTAP_CONTENT_TYPE),
+    ))
+    .unwrap();
+    for f in frames {
+        s.write_all(&framestream::data_frame(f)).unwrap();
+    }
+    s.write_all(&framestream::control_frame(ControlKind::Stop, None))
+        .unwrap();
+    match r.next_frame().unwrap() {
+        Some(Frame::Control(c)) => assert_eq!(c.kind, ControlKind::Finish),
+        f => panic!("expected FINISH, got {f:?}"),
+    }
+}
+
+fn totals(lines: &[Value]) -> BTreeMap<(String, String), u64> {
+    let mut m = BTreeMap::new();
+    for l in lines
+        .iter()
+        .filter(|l| dataset(l) == "mxwatch.client_stats")
+    {
+        let ip = l["source"]["ip"].as_str().unwrap_or("folded").to_owned();
+        let dns = &l["mxwatch"]["dns"];
+        for (q, n) in dns["qtype"].as_object().unwrap() {
+            *m.entry((ip.clone(), q.clone())).or_default() += u(n);
+        }
+        *m.entry((ip.clone(), "responses".into())).or_default() += u(&dns["responses"]);
+    }
+    m.retain(|_, n| *n > 0);
+    m
+}
+
+/// The committed dnstap file, sent by two "servers" at once over the socket
+/// (the handshake of a bidirectional sender): live counts twice what `read`
+/// counts on the file, per client, qtype and responses. No root needed.
+#[test]
+fn live_dnstap_two_senders_count_what_read_counts_on_the_file() {
+    use mxwatch::input::framestream::{Frame, Reader};
+    let file =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pcaps/lab/inputs/relay.dnstap");
+    let bytes = std::fs::read(&file).unwrap();
+    let mut r = Reader::new(&bytes[..]);
+    let mut frames = Vec::new();
+    while let Some(f) = r.next_frame().unwrap() {
+        if let Frame::Data(d) = f {
+            frames.push(d.to_vec());
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (sock, out) = (dir.path().join("s.sock"), dir.path().join("out.jsonl"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mxwatch"))
+        .args([
+            "live",
+            "--dnstap",
+            &format!("unix:{}", sock.display()),
+            "--allow-root",
+            "--stats",
+            "--top",
+            "10000",
+        ])
+        .args(["--stats-interval", "0.2", "-o", out.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| send_file_over_socket(&sock, &frames));
+        }
+    });
+    wait_events(&out, 2 * frames.len() as u64);
+    // SAFETY: a signal to our own child, by PID.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    let live = totals(&read_lines(&[out.clone()]));
+    let file_out = std::process::Command::new(env!("CARGO_BIN_EXE_mxwatch"))
+        .args(["read", "--stats", "--top", "10000", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let file_lines: Vec<Value> = String::from_utf8(file_out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let want: BTreeMap<_, _> = totals(&file_lines)
+        .into_iter()
+        .map(|(k, v)| (k, 2 * v))
+        .collect();
+    assert_eq!(live, want);
+    let last = read_lines(&[out])
+        .into_iter()
+        .rev()
+        .find(|l| dataset(l) == "mxwatch.capture_stats")
+        .unwrap();
+    let inputs = capture(&last)["inputs"].as_array().unwrap().clone();
+    assert_eq!(inputs.len(), 2, "{last}");
+    assert!(
+        inputs
+            .iter()
+            .all(|i| u(&i["events"]) == frames.len() as u64 && u(&i["dropped"]) == 0),
+        "{last}"
+    );
+}

@@ -28,12 +28,16 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
 
 use super::CaptureError;
-use super::source::{CLOCK_LAG_MICROS, FrameSource, Pulled, wall_micros};
+use super::source::{FrameSource, Pulled, wall_micros};
 use crate::input::framestream::{self, ControlKind, DNSTAP_CONTENT_TYPE, Frame};
 use crate::input::{InputEvent, InputStats, Kind};
 
 /// How often the loop gives the clock when no message comes (as live capture).
 const POLL: Duration = Duration::from_millis(100);
+/// How far behind the wall clock the quiet-socket clock runs: a DNS server
+/// buffers dnstap messages before writing them (BIND/fstrm flush at least
+/// every second, `fstrm-set-flush-timeout`), then they wait in our queue.
+pub const DNSTAP_CLOCK_LAG_MICROS: i64 = 2_000_000;
 /// Connections served at once; more are refused (closed at once, counted).
 pub const MAX_CONNECTIONS: usize = 64;
 
@@ -245,7 +249,7 @@ impl FrameSource for DnstapLive {
         if self.last_idle.elapsed() >= POLL {
             self.last_idle = Instant::now();
             return Ok(Pulled::Idle {
-                now: wall_micros() - CLOCK_LAG_MICROS,
+                now: wall_micros() - DNSTAP_CLOCK_LAG_MICROS,
             });
         }
         if self.stop.load(Ordering::Relaxed) {
