@@ -194,6 +194,21 @@ fn same_three_ways(scenario: &str, expect: &[&str]) {
     }
     assert_eq!(ps, starts(&d), "{scenario}: dnstap + maillog detections");
     assert_eq!(ps, starts(&q), "{scenario}: query log + maillog detections");
+    // A log and a capture of the same period, merged by time.
+    let mixed = way(
+        scenario,
+        &[
+            "--merge".into(),
+            "--bind-querylog".into(),
+            "@-query.log".into(),
+            "@-smtp.pcap".into(),
+        ],
+    );
+    assert_eq!(
+        ps,
+        starts(&mixed),
+        "{scenario}: query log + SMTP capture detections"
+    );
     // The query log says its response counters are absent, not zero.
     let ql = q
         .iter()

@@ -283,3 +283,55 @@ impl Drop for DnstapLive {
         self.shutdown();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::dnstap::encode;
+
+    static STOP_TEST: AtomicBool = AtomicBool::new(false);
+
+    /// Nobody pulls (the engine is stuck): the sender still writes every
+    /// frame and gets its FINISH at once, and the overflow is counted.
+    #[test]
+    fn a_stuck_engine_never_blocks_the_sender_and_drops_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.sock");
+        let mut live = DnstapLive::start(&path, 4, &STOP_TEST).unwrap();
+        let mut s = UnixStream::connect(&path).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(&framestream::control_frame(
+            ControlKind::Ready,
+            Some(DNSTAP_CONTENT_TYPE),
+        ))
+        .unwrap();
+        let mut r = framestream::Reader::new(s.try_clone().unwrap());
+        assert!(
+            matches!(r.next_frame().unwrap(), Some(Frame::Control(c)) if c.kind == ControlKind::Accept)
+        );
+        s.write_all(&framestream::control_frame(
+            ControlKind::Start,
+            Some(DNSTAP_CONTENT_TYPE),
+        ))
+        .unwrap();
+        let (c, srv) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let t0 = Instant::now();
+        for i in 0..1000 {
+            let f = encode(5, c, 1000 + i as u16, srv, false, 1_000_000 * i, b"\0\x01");
+            s.write_all(&framestream::data_frame(&f)).unwrap();
+        }
+        s.write_all(&framestream::control_frame(ControlKind::Stop, None))
+            .unwrap();
+        assert!(
+            matches!(r.next_frame().unwrap(), Some(Frame::Control(c)) if c.kind == ControlKind::Finish)
+        );
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        let st = FrameSource::input_stats(&live);
+        assert_eq!(st.len(), 1);
+        assert_eq!((st[0].records, st[0].events), (1000, 1000));
+        assert_eq!(st[0].dropped, Some(1000 - 4));
+        STOP_TEST.store(true, Ordering::SeqCst);
+        live.shutdown();
+        assert!(!path.exists());
+    }
+}
