@@ -89,9 +89,11 @@ pub struct ReadArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct LogArgs {
     /// BIND query log files (`category queries`; file channel or syslog, BIND 9.11-9.20).
+    /// Takes every file that follows: put capture files before it.
     #[arg(long = "bind-querylog", value_name = "FILE", num_args = 1..)]
     pub bind_querylog: Vec<PathBuf>,
     /// Postfix maillog files (syslog or maillog_file): connect, client=, RCPT rejects, smtp deliveries.
+    /// Takes every file that follows: put capture files before it.
     #[arg(long = "maillog", value_name = "FILE", num_args = 1..)]
     pub maillog: Vec<PathBuf>,
     /// The mail server's address in the maillog: IP (every host), or HOST=IP for the

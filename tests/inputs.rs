@@ -199,9 +199,9 @@ fn same_three_ways(scenario: &str, expect: &[&str]) {
         scenario,
         &[
             "--merge".into(),
+            "@-smtp.pcap".into(),
             "--bind-querylog".into(),
             "@-query.log".into(),
-            "@-smtp.pcap".into(),
         ],
     );
     assert_eq!(
