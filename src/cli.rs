@@ -93,11 +93,14 @@ pub struct Common {
 
 #[derive(Debug, Args)]
 pub struct ReadArgs {
-    /// Capture files (pcap with micro- or nanosecond timestamps, or pcapng).
-    #[arg(required = true, value_name = "FILE")]
+    /// Capture files (pcap with micro- or nanosecond timestamps, or pcapng) and
+    /// dnstap files (Frame Streams, as `dnstap-output file` writes; recognised by content).
+    #[arg(required_unless_present_any = ["bind_querylog", "maillog"], value_name = "FILE")]
     pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub common: Common,
+    #[command(flatten)]
+    pub logs: LogArgs,
     /// Never show a progress line on stderr.
     #[arg(long)]
     pub no_progress: bool,
@@ -118,11 +121,41 @@ pub struct ReadArgs {
     pub in_order: bool,
 }
 
+/// Log inputs (`read`): merged by time with everything else read.
+#[derive(Debug, Args, Clone, Default)]
+pub struct LogArgs {
+    /// BIND query log files (`category queries`; file channel or syslog, BIND 9.11-9.20).
+    /// Takes every file that follows: put capture files before it.
+    #[arg(long = "bind-querylog", value_name = "FILE", num_args = 1..)]
+    pub bind_querylog: Vec<PathBuf>,
+    /// Postfix maillog files (syslog or maillog_file): connect, client=, RCPT rejects, smtp deliveries.
+    /// Takes every file that follows: put capture files before it.
+    #[arg(long = "maillog", value_name = "FILE", num_args = 1..)]
+    pub maillog: Vec<PathBuf>,
+    /// The mail server's address in the maillog: IP (every host), or HOST=IP for the
+    /// syslog host name HOST (repeatable). A host that is an address needs none.
+    #[arg(long = "mail-server", value_name = "[HOST=]IP")]
+    pub mail_server: Vec<String>,
+    /// Year of year-less syslog time stamps [default: from each file's modification time].
+    #[arg(long = "log-year", value_name = "YYYY")]
+    pub log_year: Option<i64>,
+}
+
 #[derive(Debug, Args)]
 pub struct LiveArgs {
     /// Interface to capture on (repeatable: one capture thread each).
-    #[arg(short, long = "interface", required = true, value_name = "IFACE")]
+    #[arg(
+        short,
+        long = "interface",
+        required_unless_present = "dnstap",
+        value_name = "IFACE"
+    )]
     pub interfaces: Vec<String>,
+    /// Listen for dnstap from DNS servers on a unix socket: `unix:/run/mxwatch/dnstap.sock`
+    /// (Frame Streams, bidirectional; BIND `dnstap-output unix`, Unbound `dnstap-socket-path`).
+    /// Several servers may connect at once.
+    #[arg(long, value_name = "unix:PATH", conflicts_with = "interfaces")]
+    pub dnstap: Option<String>,
     #[command(flatten)]
     pub common: Common,
     /// Bytes kept per packet.

@@ -660,6 +660,29 @@ pub fn check_live(args: &LiveArgs) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// The log inputs' settings (`read --bind-querylog/--maillog`).
+pub fn log_settings(args: &crate::cli::LogArgs) -> Result<crate::input::LogSettings, ConfigError> {
+    let mut servers = crate::input::Servers::default();
+    for s in &args.mail_server {
+        let bad = || ConfigError(format!("--mail-server {s:?}: want IP or HOST=IP"));
+        match s.split_once('=') {
+            Some((h, ip)) => servers
+                .by_host
+                .push((h.to_owned(), ip.parse().map_err(|_| bad())?)),
+            None => servers.default = Some(s.parse().map_err(|_| bad())?),
+        }
+    }
+    if let Some(y) = args.log_year {
+        if !(1970..=9999).contains(&y) {
+            return Err(ConfigError(format!("--log-year {y}: not a year")));
+        }
+    }
+    Ok(crate::input::LogSettings {
+        year: args.log_year,
+        servers,
+    })
+}
+
 /// The flags only `report` has.
 pub fn check_report(args: &ReportArgs) -> Result<(), ConfigError> {
     if args.top == 0 {

@@ -18,6 +18,7 @@ use crate::decode::link::LinkType;
 use crate::decode::{DecodeLimits, DecodeStats, Decoder, DnsSighting, EventSink};
 use crate::detect::{Alert, ClientOverride, Detector, DetectorConfig};
 use crate::event::{Batch, Event, RawDns};
+use crate::input::InputEvent;
 use crate::smtp::SmtpEvent;
 use crate::time::{Bins, Micros};
 
@@ -227,6 +228,32 @@ impl<B: Back> Front<B> {
         self.charge(source, before);
     }
 
+    /// An event of a non-frame input (dnstap, a log; see `input`): its time
+    /// drives the bin clock as a frame's does, then it goes to the back end
+    /// as the decoder's events do (a DNS message's head bytes are copied).
+    /// Its drops are charged to source 0.
+    pub fn event(&mut self, ev: &InputEvent) {
+        if self.decoders.is_empty() {
+            self.source(0);
+        }
+        let before = self.back.dropped();
+        self.clock(ev.ts());
+        match ev {
+            InputEvent::Dns(d) => self.back.dns(&DnsSighting {
+                ts: d.ts,
+                client: d.client,
+                server: d.server,
+                client_port: d.client_port,
+                tcp: d.tcp,
+                query_only: d.query_only,
+                payload: &d.message,
+            }),
+            InputEvent::Smtp(e) => self.back.smtp(e.clone()),
+        }
+        self.back.end_of_frame();
+        self.charge(0, before);
+    }
+
     /// Charges drops to a source; with one source its drops are the back end's.
     fn charge(&mut self, source: usize, before: (u64, u64)) {
         if self.decoders.len() <= 1 {
@@ -330,6 +357,7 @@ pub fn push_dns(b: &mut Batch, d: &DnsSighting<'_>) {
         server: d.server,
         client_port: d.client_port,
         tcp: d.tcp,
+        query_only: d.query_only,
         start,
         len,
     }));

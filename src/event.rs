@@ -26,6 +26,8 @@ pub struct RawDns {
     pub server: IpAddr,
     pub client_port: u16,
     pub tcp: bool,
+    /// From an input that never shows responses (BIND's query log).
+    pub query_only: bool,
     /// Range of the copied bytes in the batch arena.
     pub start: u32,
     pub len: u16,

@@ -16,6 +16,7 @@ pub mod detect;
 pub mod dns;
 pub mod engine;
 pub mod event;
+pub mod input;
 pub mod output;
 pub mod packet;
 pub mod pipeline;

@@ -9,6 +9,7 @@
 
 pub mod compressed;
 pub mod daemon;
+pub mod dnstap;
 pub mod iface;
 pub mod source;
 
@@ -52,6 +53,8 @@ pub enum CaptureError {
         iface: String,
         msg: String,
     },
+    /// A dnstap or log input (`input::InputError`), or a dnstap socket.
+    Input(String),
 }
 
 impl fmt::Display for CaptureError {
@@ -72,11 +75,29 @@ impl fmt::Display for CaptureError {
                 )
             }
             CaptureError::Live { iface, msg } => write!(f, "interface {iface}: {}", clean(msg)),
+            CaptureError::Input(msg) => write!(f, "{msg}"),
         }
     }
 }
 
 impl std::error::Error for CaptureError {}
+
+impl From<crate::input::InputError> for CaptureError {
+    fn from(e: crate::input::InputError) -> Self {
+        CaptureError::Input(e.to_string())
+    }
+}
+
+/// True when the file starts like a Frame Streams stream (a control frame's
+/// zero escape), as `dnstap-output file` writes: a dnstap file, not a capture.
+pub fn is_frame_streams(path: &Path) -> bool {
+    use std::io::Read;
+    let mut b = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_ok()
+        && b == [0; 4]
+}
 
 fn clean(msg: &str) -> String {
     msg.trim().replace('\n', " ")

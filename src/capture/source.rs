@@ -12,6 +12,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use super::iface::{FrameBatch, IfaceCounters, LiveSource, POLL_MS};
 use super::{CaptureError, FileSource, Frame};
 use crate::decode::link::LinkType;
+use crate::input::{InputEvent, InputFile, InputStats, Kind, LogSettings};
 
 /// What a source gives next.
 pub enum Pulled<'a> {
@@ -21,6 +22,9 @@ pub enum Pulled<'a> {
         link: LinkType,
         frame: Frame<'a>,
     },
+    /// An event of an input that is not frames (dnstap, a log): already
+    /// decoded, it goes straight to the engine's back end with its time.
+    Event(InputEvent),
     /// Nothing arrived; packet time is at least `now` (a quiet wire's clock).
     Idle { now: i64 },
     /// Nothing this time (a file ended, a queue was empty): pull again.
@@ -34,6 +38,10 @@ pub trait FrameSource {
     /// What is being read now, for a progress line.
     fn current(&self) -> Option<&Path> {
         None
+    }
+    /// Counters of the non-frame inputs (capture_stats `inputs`).
+    fn input_stats(&self) -> Vec<InputStats> {
+        Vec::new()
     }
 }
 
@@ -83,17 +91,29 @@ impl FrameSource for Files {
     }
 }
 
-/// Capture files merged by packet time (ties: the file given first); all
-/// are opened at the start. A file that cannot be opened, or that is cut
+/// Capture files and non-frame inputs (dnstap files, logs) merged by time
+/// (ties: capture files first, then inputs, each in the order given); all
+/// are opened at the start. A capture that cannot be opened, or that is cut
 /// mid-record, is reported after the others are read (nothing they hold is
 /// lost); a bad filter at once.
 pub struct Merged {
     heads: Vec<Head>,
-    last: Option<usize>,
+    inputs: Vec<InputHead>,
+    last: Option<Last>,
     buf: Vec<u8>,
-    /// A file that could not be opened: reported once the others are read,
-    /// so that what they hold is still counted.
     deferred: Option<CaptureError>,
+}
+
+#[derive(Clone, Copy)]
+enum Last {
+    Pcap(usize),
+    Input(usize),
+}
+
+/// A non-frame input and its next event.
+struct InputHead {
+    file: InputFile,
+    next: Option<InputEvent>,
 }
 
 /// A file and its next frame, copied out of libpcap's buffer.
@@ -119,6 +139,15 @@ impl Head {
 
 impl Merged {
     pub fn open(paths: &[PathBuf], filter: Option<&str>) -> Result<Self, CaptureError> {
+        Self::open_with(paths, &[], None, filter)
+    }
+
+    pub fn open_with(
+        paths: &[PathBuf],
+        inputs: &[(Kind, PathBuf)],
+        settings: Option<&LogSettings>,
+        filter: Option<&str>,
+    ) -> Result<Self, CaptureError> {
         let mut heads = Vec::new();
         let mut deferred = None;
         for p in paths {
@@ -138,13 +167,26 @@ impl Merged {
             }
             heads.push(h);
         }
+        let default = LogSettings {
+            year: None,
+            servers: Default::default(),
+        };
+        let settings = settings.unwrap_or(&default);
+        let mut heads_in = Vec::new();
+        for (kind, p) in inputs {
+            let mut file = InputFile::open(*kind, p, settings)?;
+            let next = file.next_event()?;
+            heads_in.push(InputHead { file, next });
+        }
         if heads.is_empty()
+            && heads_in.is_empty()
             && let Some(e) = deferred
         {
             return Err(e);
         }
         Ok(Merged {
             heads,
+            inputs: heads_in,
             last: None,
             buf: Vec::new(),
             deferred,
@@ -154,17 +196,38 @@ impl Merged {
 
 impl FrameSource for Merged {
     fn pull(&mut self) -> Result<Pulled<'_>, CaptureError> {
-        let Some((_, i)) = self
+        let pcap = self
             .heads
             .iter()
             .enumerate()
             .filter_map(|(i, h)| h.next.as_ref().map(|f| (f.0, i)))
-            .min()
-        else {
-            return match self.deferred.take() {
-                Some(e) => Err(e),
-                None => Ok(Pulled::End),
-            };
+            .min();
+        let input = self
+            .inputs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| h.next.as_ref().map(|e| (e.ts(), i)))
+            .min();
+        let i = match (pcap, input) {
+            (None, None) => {
+                return match self.deferred.take() {
+                    Some(e) => Err(e),
+                    None => Ok(Pulled::End),
+                };
+            }
+            (Some((t, _)), Some((u, j))) if u < t => Err(j),
+            (None, Some((_, j))) => Err(j),
+            (Some((_, i)), _) => Ok(i),
+        };
+        let i = match i {
+            Ok(i) => i,
+            Err(j) => {
+                let h = &mut self.inputs[j];
+                let ev = h.next.take().expect("present");
+                h.next = h.file.next_event()?;
+                self.last = Some(Last::Input(j));
+                return Ok(Pulled::Event(ev));
+            }
         };
         let h = &mut self.heads[i];
         let (ts, wire_len, data) = h.next.take().expect("present");
@@ -178,7 +241,7 @@ impl FrameSource for Merged {
             h.next = None;
             self.deferred.get_or_insert(e);
         }
-        self.last = Some(i);
+        self.last = Some(Last::Pcap(i));
         Ok(Pulled::Frame {
             source: 0,
             link,
@@ -191,7 +254,14 @@ impl FrameSource for Merged {
     }
 
     fn current(&self) -> Option<&Path> {
-        self.last.map(|i| self.heads[i].src.path())
+        self.last.map(|l| match l {
+            Last::Pcap(i) => self.heads[i].src.path(),
+            Last::Input(j) => self.inputs[j].file.path(),
+        })
+    }
+
+    fn input_stats(&self) -> Vec<InputStats> {
+        self.inputs.iter().map(|h| h.file.stats.clone()).collect()
     }
 }
 

@@ -24,6 +24,8 @@ pub struct DnsCounts {
     pub unresolved_fqdn: u64,
     pub unresolved_nxdomain: u64,
     pub unanswered: u64,
+    /// Queries from an input that never shows responses (BIND's query log).
+    pub query_only: u64,
     pub udp: u64,
     pub tcp: u64,
     pub distinct_names: u64,
@@ -37,6 +39,11 @@ impl DnsCounts {
     pub fn rcode(&self, b: RcodeBucket) -> u64 {
         self.rcode[b as usize]
     }
+    /// Every query came from an input without responses (a query log) and
+    /// no response was seen: response counters are absent, not zero.
+    pub fn responses_absent(&self) -> bool {
+        self.query_only > 0 && self.query_only == self.queries && self.responses == 0
+    }
     pub fn add(&mut self, o: &DnsCounts) {
         self.queries += o.queries;
         for i in 0..6 {
@@ -49,6 +56,7 @@ impl DnsCounts {
         self.unresolved_fqdn += o.unresolved_fqdn;
         self.unresolved_nxdomain += o.unresolved_nxdomain;
         self.unanswered += o.unanswered;
+        self.query_only += o.query_only;
         self.udp += o.udp;
         self.tcp += o.tcp;
         self.distinct_names += o.distinct_names;

@@ -326,13 +326,16 @@ impl Classifier {
                 self.name = name;
                 return;
             };
-            self.pending.query(key, &mut unanswered);
+            if !d.query_only {
+                self.pending.query(key, &mut unanswered);
+            }
             let Some(c) = client_entry(clients, max_clients, stats, d.client) else {
                 self.name = name;
                 return;
             };
             let b = &mut c.bin;
             b.dns.queries += 1;
+            b.dns.query_only += u64::from(d.query_only);
             let bucket = QtypeBucket::of(q.qtype);
             b.dns.qtype[bucket as usize] += 1;
             if d.tcp {

@@ -37,6 +37,8 @@ pub struct DnsSighting<'a> {
     pub server: IpAddr,
     pub client_port: u16,
     pub tcp: bool,
+    /// The input never shows responses (a query log): nothing waits for one.
+    pub query_only: bool,
     pub payload: &'a [u8],
 }
 
@@ -295,6 +297,7 @@ impl<'a> DnsSighting<'a> {
             server,
             client_port,
             tcp,
+            query_only: false,
             payload,
         })
     }

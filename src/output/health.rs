@@ -42,6 +42,8 @@ pub struct CaptureSnapshot {
     pub dropped_events: u64,
     /// Live only: (batches, frames) dropped between capture and decoder.
     pub dropped_frames: Option<(u64, u64)>,
+    /// Non-frame inputs (dnstap, logs): records, events, malformed by reason.
+    pub inputs: Vec<crate::input::InputStats>,
 }
 
 pub fn line<'a>(
@@ -113,6 +115,7 @@ pub fn line<'a>(
                     learn_candidates: s.learn_candidates_dropped,
                 },
                 clients_tracked: h.clients_tracked,
+                inputs: &snap.inputs,
             },
             outputs: outputs.iter().map(|o| (o.name.as_str(), o)).collect(),
         },

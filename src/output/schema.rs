@@ -87,11 +87,14 @@ pub struct ClientStatsBody {
 pub struct DnsOut {
     pub queries: u64,
     pub qtype: BTreeMap<&'static str, u64>,
-    pub responses: u64,
-    pub rcode: BTreeMap<&'static str, u64>,
+    /// `null` (absent) when every query came from an input without
+    /// responses (BIND's query log); so are `rcode`, `unresolved_nxdomain`
+    /// and `unanswered`.
+    pub responses: Option<u64>,
+    pub rcode: Option<BTreeMap<&'static str, u64>>,
     pub unresolved_fqdn: u64,
-    pub unresolved_nxdomain: u64,
-    pub unanswered: u64,
+    pub unresolved_nxdomain: Option<u64>,
+    pub unanswered: Option<u64>,
     pub udp: u64,
     pub tcp: u64,
     pub distinct_names: u64,
@@ -101,20 +104,23 @@ pub struct DnsOut {
 
 impl From<&DnsCounts> for DnsOut {
     fn from(c: &DnsCounts) -> Self {
+        let have = !c.responses_absent();
         DnsOut {
             queries: c.queries,
             qtype: QtypeBucket::ALL
                 .iter()
                 .map(|b| (b.name(), c.qtype(*b)))
                 .collect(),
-            responses: c.responses,
-            rcode: RcodeBucket::ALL
-                .iter()
-                .map(|b| (b.name(), c.rcode(*b)))
-                .collect(),
+            responses: have.then_some(c.responses),
+            rcode: have.then(|| {
+                RcodeBucket::ALL
+                    .iter()
+                    .map(|b| (b.name(), c.rcode(*b)))
+                    .collect()
+            }),
             unresolved_fqdn: c.unresolved_fqdn,
-            unresolved_nxdomain: c.unresolved_nxdomain,
-            unanswered: c.unanswered,
+            unresolved_nxdomain: have.then_some(c.unresolved_nxdomain),
+            unanswered: have.then_some(c.unanswered),
             udp: c.udp,
             tcp: c.tcp,
             distinct_names: c.distinct_names,
@@ -217,6 +223,9 @@ pub struct CaptureOut<'a> {
     pub channel_drops: ChannelDropsOut,
     pub evictions: EvictionsOut,
     pub clients_tracked: usize,
+    /// dnstap and log inputs, one entry each (absent when there are none).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub inputs: &'a [crate::input::InputStats],
 }
 
 #[derive(Debug, Serialize, Default, Clone, Copy)]

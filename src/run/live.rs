@@ -35,6 +35,7 @@ use anyhow::{Context, Result};
 
 use super::{drive, open_output, sink_for};
 use crate::capture::daemon::{self, STOP};
+use crate::capture::dnstap::{DnstapLive, socket_path};
 use crate::capture::iface::{LiveOptions, LiveSource};
 use crate::capture::source::{Interfaces, wall_micros};
 use crate::capture::{DNS_SMTP_PORTS, default_filter};
@@ -52,6 +53,9 @@ pub fn live(args: &LiveArgs) -> Result<()> {
         anyhow::bail!(
             "refusing to capture as root: pass --user NAME to drop privileges once the interfaces are open, or --allow-root"
         );
+    }
+    if let Some(spec) = &args.dnstap {
+        return live_dnstap(args, &settings, spec);
     }
     let opts = LiveOptions {
         snaplen: args.snaplen,
@@ -134,6 +138,100 @@ pub fn live(args: &LiveArgs) -> Result<()> {
     Ok(())
 }
 
+/// `mxwatch live --dnstap unix:PATH`: the same engine on dnstap events from
+/// the DNS servers that connect (see `capture::dnstap`). Every
+/// `--stats-interval` and at exit one capture_stats line with `inputs` (one
+/// entry per connection: frames, events, malformed, dropped).
+fn live_dnstap(args: &LiveArgs, settings: &Settings, spec: &str) -> Result<()> {
+    let path = socket_path(spec)?;
+    let sink = sink_for(settings, false)?;
+    let mut cfg = settings.pipeline(false);
+    if let Some(n) = args.channel_batches {
+        cfg.channel_batches = n;
+    }
+    let queue = cfg.channel_batches * cfg.batch_events.max(1);
+    let mut src = DnstapLive::start(&path, queue, &STOP)?;
+    tracing::info!(socket = %path.display(), "listening for dnstap");
+    if let Some(user) = &args.user {
+        let (uid, gid) = daemon::drop_privileges(user)?;
+        tracing::info!(user, uid, gid, "dropped privileges");
+    }
+    daemon::install_signal_handlers()?;
+    let mut run = pipeline::start(cfg, Box::new(sink));
+    let interval = Duration::from_secs_f64(args.stats_interval);
+    let mut next_stats = Instant::now() + interval;
+    let mut stats_from = wall_micros();
+    let failed = run.capture.failed_flag();
+    let out_tx = run.capture.health_sender();
+    let name = format!("dnstap:{}", path.display());
+    let drive_result = drive(&mut src, &mut run.capture.front, |front, src, _| {
+        if daemon::take_hup() {
+            reopen(&out_tx, settings);
+        }
+        if Instant::now() >= next_stats {
+            let now = wall_micros();
+            out_tx.health(vec![dnstap_snapshot(
+                front,
+                &name,
+                src.input_stats(),
+                stats_from,
+                now,
+                false,
+            )]);
+            stats_from = now;
+            next_stats = Instant::now() + interval;
+        }
+        if failed.load(Ordering::Relaxed) {
+            STOP.store(true, Ordering::SeqCst);
+        }
+        false
+    });
+    drop(out_tx);
+    src.shutdown();
+    let inputs = crate::capture::source::FrameSource::input_stats(&src);
+    let now = wall_micros();
+    let (_, written) = run.finish(|c| {
+        vec![dnstap_snapshot(
+            &mut c.front,
+            &name,
+            inputs,
+            stats_from,
+            now,
+            true,
+        )]
+    });
+    drive_result?;
+    written.context("writing output")?;
+    Ok(())
+}
+
+fn dnstap_snapshot<B: Back>(
+    front: &mut Front<B>,
+    name: &str,
+    inputs: Vec<crate::input::InputStats>,
+    from: i64,
+    now: i64,
+    is_final: bool,
+) -> CaptureSnapshot {
+    let (dropped_batches, dropped_events) = front.drops_of(0);
+    let d = front.decoder(0);
+    CaptureSnapshot {
+        mode: "live",
+        interface: Some(name.to_owned()),
+        files: Vec::new(),
+        is_final,
+        first_ts: from,
+        ts: now,
+        decode: d.stats(),
+        smtp: d.smtp_tracker().stats(),
+        libpcap: None,
+        dropped_batches,
+        dropped_events,
+        dropped_frames: None,
+        inputs,
+    }
+}
+
 fn finish(
     run: Running,
     ifaces: &Interfaces,
@@ -213,6 +311,7 @@ fn snapshots<B: Back>(
                 }),
                 dropped_batches,
                 dropped_events,
+                inputs: Vec::new(),
                 dropped_frames: Some((
                     c.dropped_batches.load(Ordering::Relaxed),
                     c.dropped_frames.load(Ordering::Relaxed),

@@ -17,6 +17,7 @@ use crate::capture::source::{Files, FrameSource, Merged, Pulled};
 use crate::cli::{ConfigArgs, ReadArgs};
 use crate::config::{self, Settings};
 use crate::engine::{Back, Front};
+use crate::input::Kind;
 use crate::output::metrics::{self, Metrics};
 use crate::output::summary::Summary;
 use crate::output::tee::Tee;
@@ -77,6 +78,14 @@ pub fn drive<B: Back>(
                 n += 1;
                 false
             }
+            Pulled::Event(ev) => {
+                front.event(&ev);
+                if let crate::input::InputEvent::Dns(d) = &ev {
+                    bytes += d.message.len() as u64;
+                }
+                n += 1;
+                false
+            }
             Pulled::Idle { now } => {
                 front.clock(now);
                 true
@@ -133,34 +142,99 @@ pub fn feed_files(
     })
 }
 
+/// The inputs of `read` that are not capture files: dnstap files among
+/// FILE... (recognised by content) and the log files of the flags.
+fn non_frame_inputs(args: &ReadArgs) -> (Vec<PathBuf>, Vec<(Kind, PathBuf)>) {
+    let (dnstap, pcaps): (Vec<PathBuf>, Vec<PathBuf>) = args
+        .files
+        .iter()
+        .cloned()
+        .partition(|p| crate::capture::is_frame_streams(p));
+    let mut inputs: Vec<(Kind, PathBuf)> = dnstap.into_iter().map(|p| (Kind::Dnstap, p)).collect();
+    inputs.extend(
+        args.logs
+            .bind_querylog
+            .iter()
+            .map(|p| (Kind::BindQuerylog, p.clone())),
+    );
+    inputs.extend(args.logs.maillog.iter().map(|p| (Kind::Maillog, p.clone())));
+    (pcaps, inputs)
+}
+
+/// Feeds capture files and non-frame inputs, merged by time, to a running
+/// pipeline; the inputs' counters go to `stats` (also after an error).
+pub fn feed_inputs(
+    capture: &mut CaptureSide,
+    pcaps: &[PathBuf],
+    inputs: &[(Kind, PathBuf)],
+    logs: &crate::input::LogSettings,
+    filter: Option<&str>,
+    bar: &ProgressBar,
+    stats: &mut Vec<crate::input::InputStats>,
+) -> Result<(), CaptureError> {
+    let mut src = Merged::open_with(pcaps, inputs, Some(logs), filter)?;
+    let failed = capture.failed_flag();
+    let r = drive(&mut src, &mut capture.front, |_, src, p| {
+        if let Some(path) = src.current() {
+            bar.set_message(path.display().to_string());
+        }
+        bar.inc(p.bytes);
+        failed.load(std::sync::atomic::Ordering::Relaxed)
+    });
+    *stats = src.input_stats();
+    r
+}
+
 /// `mxwatch read FILE...`
 pub fn read(args: &ReadArgs) -> Result<()> {
     let settings = Settings::build(&args.common)?;
+    let logs = config::log_settings(&args.logs)?;
     let mut sink: Box<dyn crate::output::Sink> = Box::new(sink_for(&settings, true)?);
     if args.summary || (!args.no_summary && io::stderr().is_terminal()) {
         sink = Box::new(Summary::new(sink, Box::new(io::stderr())));
     }
     let mut run = pipeline::start(settings.pipeline(true), sink);
     let show_progress = !args.no_progress && io::stderr().is_terminal();
-    let bar = progress_bar(show_progress, total_bytes(&args.files));
-    // Several files are merged by packet time (a DNS and an SMTP tap of the
-    // same minutes read in turn would look like a burst).
-    let input_error = feed_files(
-        &mut run.capture,
-        &args.files,
-        settings.filter.as_deref(),
-        !args.in_order,
-        &bar,
-    )
-    .err();
+    let (pcaps, inputs) = non_frame_inputs(args);
+    let mut all = args.files.clone();
+    all.extend(inputs.iter().map(|i| i.1.clone()));
+    let bar = progress_bar(show_progress, total_bytes(&all));
+    let mut input_stats = Vec::new();
+    // Several files are merged by time (a DNS and an SMTP tap of the same
+    // minutes read in turn would look like a burst); non-frame inputs always.
+    let input_error = if inputs.is_empty() {
+        feed_files(
+            &mut run.capture,
+            &args.files,
+            settings.filter.as_deref(),
+            !args.in_order,
+            &bar,
+        )
+        .err()
+    } else {
+        feed_inputs(
+            &mut run.capture,
+            &pcaps,
+            &inputs,
+            &logs,
+            settings.filter.as_deref(),
+            &bar,
+            &mut input_stats,
+        )
+        .err()
+    };
     if args.in_order && run.capture.front.went_back() {
         tracing::warn!(
             "--in-order: a file starts before the previous one ended (packet time went back): captures of the same period should be merged (drop --in-order)"
         );
     }
     bar.finish_and_clear();
-    let files = args.files.clone();
-    let (_, written) = run.finish(|c| vec![file_snapshot(&mut c.front, &files)]);
+    let files = all;
+    let (_, written) = run.finish(|c| {
+        let mut s = file_snapshot(&mut c.front, &files);
+        s.inputs = input_stats;
+        vec![s]
+    });
     if let Some(e) = input_error {
         return Err(e.into());
     }
@@ -209,6 +283,7 @@ pub fn file_snapshot<B: Back>(front: &mut Front<B>, files: &[PathBuf]) -> Captur
         dropped_batches,
         dropped_events,
         dropped_frames: None,
+        inputs: Vec::new(),
     }
 }
 

@@ -255,3 +255,20 @@ impl From<SmtpCommand> for SmtpCommandKind {
         }
     }
 }
+
+/// A reply line as a server logs it (`550 5.1.1 <x@y>: Recipient address
+/// rejected: User unknown ...`): its code and whether it says "user unknown",
+/// by the same rule as a reply on the wire. For log inputs (Postfix maillog).
+pub fn logged_reply(line: &[u8]) -> Option<(u16, bool)> {
+    let l = parse::parse_reply_line(line)?;
+    let user_unknown = l.code >= 500 && ((l.code == 550 && l.status_5_1_1) || l.says_user_unknown);
+    Some((l.code, user_unknown))
+}
+
+/// A recipient address lower-cased and cut to [`MAX_RECIPIENT_LEN`] bytes,
+/// as the wire path keeps it for evidence.
+pub fn recipient_evidence(raw: &[u8]) -> Box<str> {
+    let mut buf = [0u8; MAX_RECIPIENT_LEN];
+    let n = parse::normalize_recipient(raw, &mut buf);
+    String::from_utf8_lossy(&buf[..n]).into()
+}

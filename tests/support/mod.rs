@@ -225,6 +225,25 @@ impl Lab {
         }
     }
 
+    /// A long-running process in the server namespace, killed on drop.
+    pub fn spawn_in_srv(&mut self, args: &[&str], log: &Path) {
+        let log = std::fs::File::create(log).expect("log file");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.srv])
+            .args(args)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {args:?}: {e}"));
+        self.children.push(child);
+    }
+
+    pub fn run_in_cli(&self, args: &[&str]) -> std::process::Output {
+        let mut full = vec!["ip", "netns", "exec", &self.cli];
+        full.extend_from_slice(args);
+        sh(&full)
+    }
+
     pub fn run_in_srv(&self, args: &[&str]) -> std::process::Output {
         let mut full = vec!["ip", "netns", "exec", &self.srv];
         full.extend_from_slice(args);
