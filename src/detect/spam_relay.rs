@@ -35,7 +35,8 @@ impl Rule for SpamRelay {
         };
         (x.mx.significant(cfg.log10_p, MIN_MX_EXCESS) && share >= needed).then(|| Finding {
             rule: &INFO,
-            rank: 0,
+            // After spam_bot: for a client that is not a mail server, both hold.
+            rank: u8::from(!w.smtp.server),
             signal: Signal::MxExcess {
                 qps: w.totals.qps(),
                 ratio: x.total.ratio(),
