@@ -27,6 +27,12 @@ pub struct FileConfig {
     pub detect: DetectorConfig,
     #[serde(rename = "client")]
     pub clients: Vec<ClientOverride>,
+    /// `[[action]]`: commands run on alerts (issue #17).
+    #[serde(rename = "action")]
+    pub actions: Vec<crate::action::ActionConfig>,
+    /// `[actions]`: the limits every action shares.
+    #[serde(rename = "actions")]
+    pub action_limits: crate::action::ActionsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -183,6 +189,11 @@ fn validate(c: &FileConfig) -> Result<(), String> {
     for d in &c.dns.local_domains {
         check_domain(d).map_err(|m| format!("dns.local_domains: {m}"))?;
     }
+    let rules: Vec<&str> = crate::detect::rules()
+        .iter()
+        .map(|r| r.info().name)
+        .collect();
+    crate::action::config::check(&c.actions, &c.action_limits, &rules)?;
     Ok(())
 }
 
@@ -206,6 +217,8 @@ pub struct Settings {
     pub stats: bool,
     pub output: Option<PathBuf>,
     pub filter: Option<String>,
+    /// `--dry-run`: every action in log mode.
+    pub dry_run: bool,
     pub file: FileConfig,
     pub engine: EngineConfig,
 }
@@ -294,6 +307,7 @@ impl Settings {
             stats: common.stats,
             output: common.output.clone(),
             filter: common.filter.clone(),
+            dry_run: common.dry_run,
             engine,
             file,
         })

@@ -392,7 +392,7 @@ fn output_loop(
         }
     }
     if result.is_ok() {
-        let r = output.flush();
+        let r = output.close();
         record(r, &mut result);
     }
     (output, result)

@@ -8,6 +8,7 @@
 //! by time, rule and address), so a file gives byte-identical output
 //! whatever the number of shards.
 
+pub mod action;
 pub mod alert;
 pub mod health;
 pub mod reason;
@@ -34,7 +35,16 @@ pub trait Sink: Send {
         let _ = w;
         Ok(())
     }
+    /// An `mxwatch.action` line (issue #17); sinks without lines ignore it.
+    fn action_line(&mut self, r: &action::ActionRecord) -> io::Result<()> {
+        let _ = r;
+        Ok(())
+    }
     fn flush(&mut self) -> io::Result<()>;
+    /// The end of the run: what is pending is finished, then flushed.
+    fn close(&mut self) -> io::Result<()> {
+        self.flush()
+    }
 }
 
 pub struct Output {
@@ -170,6 +180,12 @@ impl Sink for Output {
         self.w.flush()?;
         self.w = w;
         Ok(())
+    }
+
+    fn action_line(&mut self, r: &action::ActionRecord) -> io::Result<()> {
+        let observer = Observer::new(&self.observer_name);
+        serde_json::to_writer(&mut self.w, &action::ActionLine::of(r, &observer))?;
+        self.w.write_all(b"\n")
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::{drive, open_output, output_for};
+use super::{drive, open_output};
 use crate::capture::daemon::{self, STOP};
 use crate::capture::iface::{LiveOptions, LiveSource};
 use crate::capture::source::{Interfaces, wall_micros};
@@ -81,7 +81,7 @@ pub fn live(args: &LiveArgs) -> Result<()> {
         cfg.channel_batches = n;
     }
     let queue = cfg.channel_batches * sources.len();
-    let mut run = pipeline::start(cfg, Box::new(output_for(writer, &settings)));
+    let mut run = pipeline::start(cfg, super::sink_for(writer, &settings));
     let mut ifaces = Interfaces::start(sources, queue, &STOP)?;
     let mut last_libpcap = vec![(0, 0, 0); ifaces.names.len()];
 

@@ -133,10 +133,7 @@ pub fn feed_files(
 pub fn read(args: &ReadArgs) -> Result<()> {
     let settings = Settings::build(&args.common)?;
     let writer = open_output(&settings.output)?;
-    let mut run = pipeline::start(
-        settings.pipeline(true),
-        Box::new(output_for(writer, &settings)),
-    );
+    let mut run = pipeline::start(settings.pipeline(true), sink_for(writer, &settings));
     let show_progress = !args.no_progress && io::stderr().is_terminal();
     let bar = progress_bar(show_progress, total_bytes(&args.files));
     // Several files are merged by packet time (a DNS and an SMTP tap of the
@@ -211,6 +208,23 @@ pub fn file_snapshot<B: Back>(front: &mut Front<B>, files: &[PathBuf]) -> Captur
 /// The output every run writes to, with the settings' sensor name, bins and `--stats`/`--top`.
 pub fn output_for(writer: Box<dyn Write + Send>, s: &Settings) -> Output {
     Output::new(writer, s.sensor_name.clone(), s.stats, s.top, s.bin_micros)
+}
+
+/// The sink of `read` and `live`: the JSON output, behind the actions when
+/// the config has `[[action]]` sections (their commands run on a thread of
+/// their own, after the output).
+pub fn sink_for(writer: Box<dyn Write + Send>, s: &Settings) -> Box<dyn crate::output::Sink> {
+    let out = Box::new(output_for(writer, s));
+    if s.file.actions.is_empty() {
+        return out;
+    }
+    Box::new(crate::action::ActionSink::new(
+        out,
+        s.sensor_name.clone(),
+        s.file.actions.clone(),
+        s.file.action_limits.clone(),
+        s.dry_run,
+    ))
 }
 
 /// `mxwatch config`
