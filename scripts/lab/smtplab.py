@@ -318,6 +318,24 @@ def dns_query(server, src, name, qtype, timeout=2.0):
         s.close()
 
 
+def cmd_workstation(a):
+    """An ordinary PC at the upstream DNS server: A/AAAA lookups of a few sites every
+    2-6 s, now and then one MX lookup (a mail client checking its provider)."""
+    rnd = random.Random(a.seed)
+    sites = ["www.univ.test", "wiki.univ.test", "portal.univ.test", "intranet.univ.test",
+             "www.example.com", "mail.example.com"]
+    next_mx = now() + rnd.uniform(20, 60)
+    while now() < a.until:
+        name = rnd.choice(sites)
+        dns_query(a.server, a.src, name, 1)
+        if rnd.random() < 0.3:
+            dns_query(a.server, a.src, name, 28)
+        if now() >= next_mx:
+            dns_query(a.server, a.src, "example.com", 15)
+            next_mx = now() + rnd.uniform(60, 120)
+        time.sleep(max(0.0, min(rnd.uniform(2, 6), a.until - now())))
+
+
 def cmd_spambot(a):
     """An infected workstation: for each recipient domain, MX lookup at the
     upstream DNS server itself, A lookup of the MX host, then SMTP direct to
@@ -541,6 +559,11 @@ def main():
             s.add_argument("--per-session", type=int, default=10)
             s.add_argument("--sources", type=int, default=1, help="first source 10.53.10.N (20 used)")
             s.add_argument("--domains-per-tld", type=int, default=150)
+    s = sp.add_parser("workstation")
+    s.add_argument("--until", type=float, required=True)
+    s.add_argument("--src", required=True)
+    s.add_argument("--server", default="10.53.0.2")
+    s.add_argument("--seed", type=int, default=6)
     s = sp.add_parser("spambot")
     s.add_argument("--duration", type=float, required=True)
     s.add_argument("--rate", type=float, default=3, help="recipient domains per second")
@@ -561,7 +584,7 @@ def main():
     a = p.parse_args()
     LOCAL_DOMAIN = a.domain
     {"sink": cmd_sink, "legit": cmd_legit, "backscatter": cmd_backscatter,
-     "relay": cmd_relay, "spambot": cmd_spambot, "newdomains": cmd_newdomains, "bursty": cmd_bursty,
+     "relay": cmd_relay, "spambot": cmd_spambot, "workstation": cmd_workstation, "newdomains": cmd_newdomains, "bursty": cmd_bursty,
      "sidecar": cmd_sidecar}[a.cmd](a)
 
 

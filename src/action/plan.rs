@@ -40,6 +40,8 @@ struct Acted {
     server: Option<IpAddr>,
     local_domain: Option<String>,
     targets: Vec<IpAddr>,
+    /// Candidates the allowlist kept out (logged once per incident).
+    allowlisted: Vec<IpAddr>,
     /// The latest alert line of the incident (stdin of follow-ups and the undo).
     line: String,
     /// Packet time the undo is due (hold_secs), if any.
@@ -130,6 +132,7 @@ impl Planner {
                     server: a.server,
                     local_domain: a.evidence.local_domain.clone(),
                     targets: Vec::new(),
+                    allowlisted: Vec::new(),
                     line: line.to_owned(),
                     undo_at: None,
                 };
@@ -167,7 +170,7 @@ impl Planner {
         let before: Vec<IpAddr> = self
             .acted
             .get(&key)
-            .map(|d| d.targets.clone())
+            .map(|d| [&d.targets[..], &d.allowlisted[..]].concat())
             .unwrap_or_default();
         let mut targets = Vec::new();
         let mut allowlisted = Vec::new();
@@ -202,6 +205,9 @@ impl Planner {
             ..ActionRecord::default()
         };
         rec.env = env(&rec, &ctx, peers, act.hold_secs);
+        if let Some(d) = self.acted.get_mut(&key) {
+            d.allowlisted.extend(rec.allowlisted.iter().copied());
+        }
         if targets.is_empty() {
             rec.outcome = "refused";
             rec.refusal = Some("allowlist");
@@ -224,6 +230,11 @@ impl Planner {
         let hold = act.hold_secs;
         let done = self.acted.entry(key).or_insert(ctx.clone());
         done.targets.extend(targets);
+        for ip in &rec.allowlisted {
+            if !done.allowlisted.contains(ip) {
+                done.allowlisted.push(*ip);
+            }
+        }
         if done.undo_at.is_none() {
             done.undo_at = hold.map(|h| ts + (h * 1e6) as i64);
         }

@@ -124,6 +124,8 @@ fn the_allowlist_is_never_acted_on() {
     );
     let Decision::Line(r) = &d[0] else { panic!() };
     assert_eq!(r.allowlisted, vec![ip("10.53.0.25")]);
+    let Decision::Run(j) = &d[1] else { panic!() };
+    assert_eq!(j.record.allowlisted, vec![ip("192.0.2.9")]);
 }
 
 #[test]

@@ -37,7 +37,7 @@ impl Rule for SpamBot {
             && share >= cfg.mx_excess_share)
             .then(|| Finding {
                 rule: &INFO,
-                // Before spam_relay (rank 1 for a client that is not a mail server).
+                // spam_relay never holds for such a client (see there).
                 rank: 0,
                 signal: Signal::MxDomains {
                     mx: x.mx.observed,
