@@ -155,3 +155,67 @@ fn each_snippet_appended_to_a_config_checks() {
         );
     }
 }
+
+/// End to end in `read`: the lab's relay with the Postfix snippet (log mode)
+/// writes dry-run lines for the relaying sources, the follow-ups, and the undo.
+#[test]
+fn read_writes_dry_run_action_lines_for_the_lab_relay() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(repo().join("scripts/lab/mxwatch.toml")).unwrap();
+    let snippet = std::fs::read_to_string(repo().join("dist/actions/postfix-access.toml")).unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!("{base}\n{snippet}\n[actions]\nallowlist = [\"10.53.0.0/24\", \"10.53.1.0/24\", \"10.53.2.0/24\"]\n"),
+    )
+    .unwrap();
+    let lab = repo().join("pcaps/lab");
+    let out = Command::new(env!("CARGO_BIN_EXE_mxwatch"))
+        .arg("read")
+        .arg("--config")
+        .arg(&cfg)
+        .arg(lab.join("relay-dns.pcap"))
+        .arg(lab.join("relay-smtp.pcap"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["event"]["dataset"] == "mxwatch.action")
+        .collect();
+    assert!(!lines.is_empty());
+    let mut acted = Vec::new();
+    for l in &lines {
+        let a = &l["mxwatch"]["action"];
+        assert_eq!(a["mode"], "log");
+        assert!(
+            a["outcome"] == "dry_run" || a["refusal"] == "allowlist",
+            "{l}"
+        );
+        if a["trigger"] != "undo" {
+            for t in a["targets"].as_array().unwrap() {
+                let t = t.as_str().unwrap();
+                assert!(t.starts_with("10.53.10."), "only relaying sources: {l}");
+                acted.push(t.to_owned());
+            }
+        }
+    }
+    let undo = lines.last().unwrap();
+    assert_eq!(undo["mxwatch"]["action"]["trigger"], "undo", "{undo}");
+    let mut undone: Vec<String> = undo["mxwatch"]["action"]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_owned())
+        .collect();
+    acted.sort();
+    undone.sort();
+    assert_eq!(acted, undone);
+    assert!(acted.len() >= 10, "{acted:?}");
+}
