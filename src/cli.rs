@@ -89,6 +89,9 @@ pub struct Common {
     /// Sensor name written as observer.name [default: host name].
     #[arg(long, value_name = "NAME")]
     pub sensor_name: Option<String>,
+    /// Run no [[action]] command, whatever its mode: write the mxwatch.action line of what would run.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

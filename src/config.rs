@@ -33,6 +33,12 @@ pub struct FileConfig {
     /// Outputs (several at once); none = stdout. `-o` replaces them.
     #[serde(rename = "output", skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<OutputSection>,
+    /// `[[action]]`: commands run on alerts (issue #17).
+    #[serde(rename = "action")]
+    pub actions: Vec<crate::action::ActionConfig>,
+    /// `[actions]`: the limits every action shares.
+    #[serde(rename = "actions")]
+    pub action_limits: crate::action::ActionsConfig,
 }
 
 /// One `[[output]]` section (also what a `-o URL?k=v` becomes).
@@ -316,6 +322,11 @@ fn validate(c: &FileConfig) -> Result<(), String> {
     for (i, o) in c.outputs.iter().enumerate() {
         output_spec(o).map_err(|m| format!("output #{}: {m}", i + 1))?;
     }
+    let rules: Vec<&str> = crate::detect::rules()
+        .iter()
+        .map(|r| r.info().name)
+        .collect();
+    crate::action::config::check(&c.actions, &c.action_limits, &rules)?;
     Ok(())
 }
 
@@ -500,6 +511,8 @@ pub struct Settings {
     pub outputs: Vec<OutputSpec>,
     pub metrics_listen: Option<std::net::SocketAddr>,
     pub filter: Option<String>,
+    /// `--dry-run`: every action in log mode.
+    pub dry_run: bool,
     pub file: FileConfig,
     pub engine: EngineConfig,
 }
@@ -629,6 +642,7 @@ impl Settings {
             outputs,
             metrics_listen: common.metrics_listen,
             filter: common.filter.clone(),
+            dry_run: common.dry_run,
             engine,
             file,
         })

@@ -7,6 +7,7 @@
 //! thread, `pipeline` wraps the engine's pieces in threads and channels, and
 //! `run` / `report` are the commands. See docs/architecture.md.
 
+pub mod action;
 pub mod capture;
 pub mod classify;
 pub mod cli;

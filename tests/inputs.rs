@@ -230,10 +230,7 @@ fn same_three_ways(scenario: &str, expect: &[&str]) {
 
 #[test]
 fn relay_same_three_ways() {
-    same_three_ways(
-        "relay",
-        &["spam_relay", "smtp_outbound_flood"],
-    );
+    same_three_ways("relay", &["spam_relay", "smtp_outbound_flood"]);
 }
 
 #[test]

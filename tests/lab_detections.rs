@@ -172,9 +172,24 @@ fn relay_gives_one_spam_relay_and_one_outbound_flood() {
     assert!(s["mxwatch"]["evidence"]["mx_share"].as_f64().unwrap() > 0.5);
     assert_eq!(s["destination"]["ip"], "10.53.0.2");
     lab.one_incident("smtp_outbound_flood");
-    for r in ["backscatter", "dns_query_flood", "smtp_user_unknown_flood"] {
+    for r in [
+        "backscatter",
+        "dns_query_flood",
+        "smtp_user_unknown_flood",
+        "spam_bot",
+    ] {
         assert!(lab.starts(r).is_empty(), "unexpected {r}");
     }
+    // The relaying sources, for an action (#17): the lab's relay sends from 10.53.10.1-20.
+    let peers = s["mxwatch"]["evidence"]["smtp"]["top_peers"]
+        .as_array()
+        .unwrap();
+    assert!(
+        peers
+            .iter()
+            .any(|p| p["ip"].as_str().unwrap().starts_with("10.53.10.")),
+        "{peers:?}"
+    );
     // DNS and SMTP alerts of the same server name each other.
     let related = s["mxwatch"]["evidence"]["related_alerts"]
         .as_array()
@@ -214,8 +229,44 @@ fn backscatter_gives_one_backscatter_and_one_user_unknown_flood() {
             .unwrap()
             .is_empty()
     );
-    for r in ["spam_relay", "dns_query_flood", "smtp_outbound_flood"] {
+    for r in [
+        "spam_relay",
+        "dns_query_flood",
+        "smtp_outbound_flood",
+        "spam_bot",
+    ] {
         assert!(lab.starts(r).is_empty(), "unexpected {r}");
+    }
+    // The bounce sources, with counts (#17).
+    let peers = uu["mxwatch"]["evidence"]["smtp"]["top_peers"]
+        .as_array()
+        .unwrap();
+    assert!(!peers.is_empty() && peers.len() <= 10, "{peers:?}");
+    assert!(peers[0]["sessions"].as_u64().unwrap() >= 1);
+}
+
+/// Issue #17: an infected workstation (10.53.2.66, its own address, asking the
+/// upstream DNS server directly and sending direct to MX) is one spam_bot; the
+/// mail server and the ordinary PC beside it (10.53.2.67) are not.
+#[test]
+fn spambot_gives_one_spam_bot_for_the_workstation_only() {
+    let lab = lab("spambot");
+    lab.none_before_attack();
+    let starts = lab.starts("spam_bot");
+    assert_eq!(starts.len(), 1, "{:?}", lab.alerts);
+    let s = starts[0];
+    assert_eq!(s["source"]["ip"], "10.53.2.66");
+    let ev = &s["mxwatch"]["evidence"];
+    assert!(ev["distinct_mx_names"].as_u64().unwrap() >= 20, "{ev}");
+    assert!(ev["qtype"]["MX"].as_u64().unwrap() >= 20, "{ev}");
+    let start = micros(s["event"]["start"].as_str().unwrap());
+    assert!(
+        start <= lab.attack_start_us + 3 * BIN_US,
+        "late: {}",
+        s["event"]["start"]
+    );
+    for a in &lab.alerts {
+        assert_eq!(a["source"]["ip"], "10.53.2.66", "only the bot alerts: {a}");
     }
 }
 

@@ -29,6 +29,7 @@ import threading
 import time
 
 MX = "10.53.0.25"
+SINK = "10.53.0.99"  # every remote MX
 LOCAL_DOMAIN = "sub.univ.test"
 REAL_USERS = ["alice", "bob", "carol", "dave"]
 PARTNERS = [("10.53.1.%d" % i, "mail.partner%d.com" % i, "partner%d.com" % i) for i in range(1, 6)]
@@ -295,6 +296,78 @@ def cmd_relay(a):
     paced(a, job)
 
 
+# ---------------------------------------------------------------- spam bot (issue #17)
+def dns_query(server, src, name, qtype, timeout=2.0):
+    """One DNS query over UDP from src (no answer parsing: the bot's targets all
+    point at the sink). Returns True when an answer came back."""
+    import socket
+    import struct
+    q = struct.pack(">HHHHHH", random.randrange(65536), 0x0100, 1, 0, 0, 0)
+    q += b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
+    q += struct.pack(">HH", qtype, 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind((src, 0))
+        s.settimeout(timeout)
+        s.sendto(q, (server, 53))
+        s.recv(4096)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def cmd_workstation(a):
+    """An ordinary PC at the upstream DNS server: A/AAAA lookups of a few sites every
+    2-6 s, now and then one MX lookup (a mail client checking its provider)."""
+    rnd = random.Random(a.seed)
+    sites = ["www.univ.test", "wiki.univ.test", "portal.univ.test", "intranet.univ.test",
+             "www.example.com", "mail.example.com"]
+    next_mx = now() + rnd.uniform(20, 60)
+    while now() < a.until:
+        name = rnd.choice(sites)
+        dns_query(a.server, a.src, name, 1)
+        if rnd.random() < 0.3:
+            dns_query(a.server, a.src, name, 28)
+        if now() >= next_mx:
+            dns_query(a.server, a.src, "example.com", 15)
+            next_mx = now() + rnd.uniform(60, 120)
+        time.sleep(max(0.0, min(rnd.uniform(2, 6), a.until - now())))
+
+
+def cmd_spambot(a):
+    """An infected workstation: for each recipient domain, MX lookup at the
+    upstream DNS server itself, A lookup of the MX host, then SMTP direct to
+    that MX (the sink), as a mass-mailing worm does."""
+    log = Log(a.log)
+    doms = relay_domains(150)
+    random.Random(a.seed + 5).shuffle(doms)
+    state = {"next": 0}
+    lock = threading.Lock()
+
+    def job(i, rnd):
+        with lock:
+            d = doms[state["next"] % len(doms)]
+            state["next"] += 1
+        t0 = now()
+        got = dns_query(a.server, a.src, d, 15)
+        dns_query(a.server, a.src, "mx.spam.test", 1)
+        frm = "%s@%s" % (rnd.choice(["promo", "news"]), rnd.choice(["cheap-meds.biz", "win.example"]))
+        to = "user%d@%s" % (rnd.randrange(1000), d)
+        try:
+            s = smtplib.SMTP(timeout=20, source_address=(a.src, 0))
+            s.connect(SINK, 25)
+            s.ehlo("ws66")
+            s.sendmail(frm, [to], body(frm, to, "Hello %d" % rnd.randrange(10**6)))
+            s.quit()
+            log.write(t=t0, kind="spambot", src=a.src, domain=d, mx_answered=got, sent=True)
+        except (OSError, smtplib.SMTPException) as e:
+            log.write(t=t0, kind="attack_error", src=a.src, error=repr(e))
+
+    paced(a, job)
+
+
 # ---------------------------------------------------------------- benign extras
 NEW_DOMAINS = ["client%d.org" % i for i in range(1, 121)]      # own MX each (run makes the zones)
 LIST_MEMBERS = ["member%d.net" % i for i in range(1, 41)]      # mailing-list subscribers' domains
@@ -516,6 +589,19 @@ def main():
             s.add_argument("--per-session", type=int, default=10)
             s.add_argument("--sources", type=int, default=1, help="first source 10.53.10.N (20 used)")
             s.add_argument("--domains-per-tld", type=int, default=150)
+    s = sp.add_parser("workstation")
+    s.add_argument("--until", type=float, required=True)
+    s.add_argument("--src", required=True)
+    s.add_argument("--server", default="10.53.0.2")
+    s.add_argument("--seed", type=int, default=6)
+    s = sp.add_parser("spambot")
+    s.add_argument("--duration", type=float, required=True)
+    s.add_argument("--rate", type=float, default=3, help="recipient domains per second")
+    s.add_argument("--src", default="10.53.2.66")
+    s.add_argument("--server", default="10.53.0.2")
+    s.add_argument("--log", required=True)
+    s.add_argument("--seed", type=int, default=4)
+    s.add_argument("--workers", type=int, default=8)
     s = sp.add_parser("sidecar")
     for k in ("scenario", "phases", "legit-log", "attack-log", "maillog", "sink-stats", "out"):
         s.add_argument("--" + k, required=True)
@@ -530,7 +616,7 @@ def main():
     a = p.parse_args()
     LOCAL_DOMAIN = a.domain
     {"sink": cmd_sink, "legit": cmd_legit, "backscatter": cmd_backscatter,
-     "relay": cmd_relay, "newdomains": cmd_newdomains, "bursty": cmd_bursty,
+     "relay": cmd_relay, "spambot": cmd_spambot, "workstation": cmd_workstation, "newdomains": cmd_newdomains, "bursty": cmd_bursty,
      "sidecar": cmd_sidecar}[a.cmd](a)
 
 

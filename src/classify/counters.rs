@@ -14,6 +14,12 @@ pub const SUB_BINS: usize = 10;
 pub const DISTINCT_BITS: usize = 4096;
 /// Sample names or recipients kept per client per bin for evidence.
 pub const MAX_SAMPLES: usize = 3;
+/// SMTP peers (client addresses) counted per server per bin: the top talkers
+/// of an incident, for evidence and actions (issue #17). Space-Saving
+/// (Metwally et al., 2005): a full table replaces its smallest entry, so any
+/// peer with more than 1/16 of the sessions is always kept; the addresses are
+/// attacker-controlled, the table is not.
+pub const MAX_SMTP_PEERS: usize = 16;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct DnsCounts {
@@ -30,6 +36,9 @@ pub struct DnsCounts {
     pub tcp: u64,
     pub distinct_names: u64,
     pub distinct_names_capped: bool,
+    /// Distinct names asked for with qtype MX (a domain each: the recipient
+    /// domains of the mail this client sends itself; issue #17).
+    pub distinct_mx_names: u64,
 }
 
 impl DnsCounts {
@@ -61,6 +70,7 @@ impl DnsCounts {
         self.tcp += o.tcp;
         self.distinct_names += o.distinct_names;
         self.distinct_names_capped |= o.distinct_names_capped;
+        self.distinct_mx_names += o.distinct_mx_names;
     }
 }
 
@@ -114,7 +124,11 @@ pub struct ClientBin {
     pub sample_rejected: Vec<Box<str>>,
     /// Upstream servers queried, with counts (few per client).
     pub servers: Vec<(IpAddr, u64)>,
+    /// SMTP clients of this server with their session counts (top-k,
+    /// `MAX_SMTP_PEERS`).
+    pub smtp_peers: Vec<(IpAddr, u64)>,
     names_seen: Distinct,
+    mx_names_seen: Distinct,
     smtp_clients: Distinct,
 }
 
@@ -159,6 +173,22 @@ impl ClientBin {
         self.names_seen.insert(h);
     }
 
+    pub fn see_mx_name(&mut self, h: u64) {
+        self.mx_names_seen.insert(h);
+    }
+
+    /// One more session from `ip` (Space-Saving: a new peer in a full table
+    /// takes the place of the smallest, with its count plus one).
+    pub fn see_smtp_peer(&mut self, ip: IpAddr) {
+        if let Some((_, n)) = self.smtp_peers.iter_mut().find(|(p, _)| *p == ip) {
+            *n += 1;
+        } else if self.smtp_peers.len() < MAX_SMTP_PEERS {
+            self.smtp_peers.push((ip, 1));
+        } else if let Some(min) = self.smtp_peers.iter_mut().min_by_key(|(p, n)| (*n, *p)) {
+            *min = (ip, min.1 + 1);
+        }
+    }
+
     pub fn see_smtp_client(&mut self, ip: IpAddr) {
         let folded = match ip {
             IpAddr::V4(a) => u64::from(a.to_bits()),
@@ -177,6 +207,7 @@ impl ClientBin {
         let (names, capped) = self.names_seen.estimate();
         self.dns.distinct_names = names;
         self.dns.distinct_names_capped = capped;
+        self.dns.distinct_mx_names = self.mx_names_seen.estimate().0;
         self.smtp.distinct_clients = self.smtp_clients.estimate().0;
     }
 
@@ -244,5 +275,31 @@ mod tests {
         }
         b.finalize();
         assert_eq!(b.smtp.distinct_clients, 40);
+    }
+
+    #[test]
+    fn smtp_peers_are_bounded_and_keep_the_heavy_hitters() {
+        let mut b = ClientBin::default();
+        for round in 0..50u8 {
+            b.see_smtp_peer(IpAddr::from([10, 0, 0, 1]));
+            // 200 one-off addresses: never more than MAX_SMTP_PEERS entries.
+            for i in 0..4u8 {
+                b.see_smtp_peer(IpAddr::from([203, 0, round, i]));
+            }
+        }
+        assert_eq!(b.smtp_peers.len(), MAX_SMTP_PEERS);
+        let top = b.smtp_peers.iter().max_by_key(|p| p.1).unwrap();
+        assert_eq!(*top, (IpAddr::from([10, 0, 0, 1]), 50));
+        let mut m = ClientBin::default();
+        for i in 0..30u64 {
+            m.see_mx_name(crate::classify::names::fast_hash(
+                format!("d{i}.com").as_bytes(),
+            ));
+            m.see_mx_name(crate::classify::names::fast_hash(
+                format!("d{i}.com").as_bytes(),
+            ));
+        }
+        m.finalize();
+        assert_eq!(m.dns.distinct_mx_names, 30);
     }
 }

@@ -347,6 +347,7 @@ impl Classifier {
             b.see_server(d.server);
             b.sub_bins[sub].0 += 1;
             if bucket == QtypeBucket::Mx {
+                b.see_mx_name(names::fast_hash(&name));
                 ClientBin::sample(&mut b.sample_mx, text(&name));
             }
             if is_unresolved(&name, local_domains, &c.learner) {
@@ -387,6 +388,7 @@ impl Classifier {
             SmtpEventKind::SessionStart => {
                 b.smtp.connections += 1;
                 b.see_smtp_client(e.peer);
+                b.see_smtp_peer(e.peer);
             }
             SmtpEventKind::OutboundSessionStart => b.smtp.outbound += 1,
             SmtpEventKind::Command(SmtpCommand::MailFrom { null_sender }) => {

@@ -37,6 +37,10 @@ pub struct DetectorConfig {
     /// spam_relay: MX lookups make at least this share of the excess queries
     /// (half of it when the server's outbound SMTP sessions flood too).
     pub mx_excess_share: f64,
+    /// spam_bot: distinct MX names (recipient domains) a client that is not a
+    /// mail server must look up in the window, beside spam_relay's MX excess
+    /// and share (0 turns the rule off).
+    pub spam_bot_min_mx_domains: u64,
     /// backscatter: unresolved FQDNs (normally none) beyond the baseline, at least this many
     /// and this share of the excess queries (a resolver's stray few are not a flood) ...
     pub unresolved_min: u64,
@@ -89,6 +93,7 @@ impl Default for DetectorConfig {
             warmup_prior_qps: 0.5,
             warmup_ratio: 10.0,
             mx_excess_share: 0.3,
+            spam_bot_min_mx_domains: 20,
             unresolved_min: 5,
             unresolved_excess_share: 0.02,
             nxdomain_excess_share: 0.3,

@@ -1,6 +1,8 @@
 //! The numbers behind an alert: the bins of the incident so far (at most a
 //! window), reduced for the SIEM. Plain values; `output` names the fields.
 
+use std::net::IpAddr;
+
 use super::config::DetectorConfig;
 use super::excess::Excess;
 use super::window::{Baselines, BinSummary, Totals, sub_bin_r_squared};
@@ -20,6 +22,9 @@ pub struct Evidence {
     pub sample_recipients: Vec<String>,
     pub user_unknown_baseline_ps: f64,
     pub outbound_baseline_ps: f64,
+    /// The incident's top SMTP peers of this server (sessions), most first:
+    /// the relaying sources of a relay, the bounce sources of a backscatter.
+    pub smtp_peers: Vec<(IpAddr, u64)>,
     pub warmup: bool,
     /// Other rules with an incident open for this client.
     pub related_alerts: Vec<&'static str>,
@@ -27,6 +32,23 @@ pub struct Evidence {
 
 /// Samples kept in an alert.
 const SAMPLES: usize = 5;
+/// SMTP peers kept in an alert (of each bin's top-k, summed over the incident).
+pub const TOP_PEERS: usize = 10;
+
+/// The top peers of a run of bins: each bin's counts summed, most sessions
+/// first (then by address), at most `TOP_PEERS`.
+pub fn top_peers(run: &[BinSummary]) -> Vec<(IpAddr, u64)> {
+    let mut sum: Vec<(IpAddr, u64)> = Vec::new();
+    for (ip, n) in run.iter().flat_map(|b| b.smtp_peers.iter()) {
+        match sum.iter_mut().find(|(p, _)| p == ip) {
+            Some(e) => e.1 += n,
+            None => sum.push((*ip, *n)),
+        }
+    }
+    sum.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    sum.truncate(TOP_PEERS);
+    sum
+}
 
 pub fn evidence(
     run: &[BinSummary],
@@ -61,6 +83,7 @@ pub fn evidence(
         sample_recipients: recipients,
         user_unknown_baseline_ps: base.user_unknown_ps,
         outbound_baseline_ps: base.outbound_ps,
+        smtp_peers: top_peers(run),
         warmup: !warm,
         related_alerts: Vec::new(),
         excess: Excess::of(&t, base, cfg),

@@ -22,6 +22,7 @@ pub mod rule;
 pub mod smtp_alpha;
 pub mod smtp_outbound_flood;
 pub mod smtp_user_unknown_flood;
+pub mod spam_bot;
 pub mod spam_relay;
 pub mod stats;
 pub mod window;
@@ -46,6 +47,7 @@ use window::{Baselines, BinSummary, Quiet, Totals};
 pub fn rules() -> Vec<Box<dyn Rule>> {
     vec![
         Box::new(spam_relay::SpamRelay),
+        Box::new(spam_bot::SpamBot),
         Box::new(backscatter::Backscatter),
         Box::new(dns_query_flood::DnsQueryFlood),
         Box::new(smtp_alpha::SmtpAlpha),
@@ -67,6 +69,10 @@ pub struct ClientOverride {
     pub ignore: bool,
     pub floor_qps: Option<f64>,
     pub ratio: Option<f64>,
+    /// A mail server even when no inbound SMTP is seen (a DNS-only tap):
+    /// never a `spam_bot`.
+    #[serde(default)]
+    pub mail_server: bool,
     /// Free text for the operator (e.g. "main MX").
     pub note: Option<String>,
 }
@@ -219,6 +225,7 @@ impl Detector {
         }
         let floor = ov.and_then(|o| o.floor_qps).unwrap_or(self.cfg.floor_qps);
         let ratio = ov.and_then(|o| o.ratio).unwrap_or(self.cfg.ratio);
+        let configured_server = ov.is_some_and(|o| o.mail_server);
         let cfg = &self.cfg;
         let slots = 1 + self.own_rules.len();
         let st = self.clients.entry(ip).or_insert_with(|| ClientState {
@@ -228,7 +235,7 @@ impl Detector {
         if let Some(s) = bin.main_server() {
             st.server = Some(s);
         }
-        st.smtp_server |= bin.smtp.connections > 0;
+        st.smtp_server |= bin.smtp.connections > 0 || configured_server;
         let summary = BinSummary::of(start, end, bin);
         st.recent.push_back(summary.clone());
         while st.recent.len() > cfg.confirm_bins.max(1) {

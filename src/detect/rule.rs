@@ -16,7 +16,8 @@ pub struct SmtpHint {
     pub outbound: bool,
     /// "User unknown" rejections flood (a bounce flood).
     pub user_unknown: bool,
-    /// The client has been seen receiving SMTP sessions (it is a mail server).
+    /// The client has been seen receiving SMTP sessions, or is configured as
+    /// a mail server (`[[client]] mail_server = true`).
     pub server: bool,
 }
 
@@ -134,4 +135,14 @@ pub enum Signal {
     },
     /// Outbound SMTP sessions against their baseline.
     Outbound { count: u64, rate: f64, ratio: f64 },
+    /// A client that is not a mail server looks up the MX of `domains`
+    /// distinct domains: `mx` lookups where `mx_expected` were expected;
+    /// `outbound` SMTP sessions of its own (when SMTP is visible).
+    MxDomains {
+        mx: u64,
+        mx_expected: f64,
+        mx_qps: f64,
+        domains: u64,
+        outbound: u64,
+    },
 }

@@ -22,6 +22,14 @@ impl Rule for SpamRelay {
 
     fn evaluate(&self, w: &Window<'_>) -> Option<Finding> {
         let (x, cfg) = (w.excess, w.cfg);
+        // A client that is not a mail server whose MX lookups are mostly of
+        // distinct domains is spam_bot's (#17), even before it has looked up
+        // enough of them: a relay is a mail server (inbound SMTP seen or
+        // `mail_server = true`).
+        let mx = w.totals.mx();
+        if !w.smtp.server && mx > 0 && 2 * w.totals.dns.distinct_mx_names >= mx {
+            return None;
+        }
         let share = x.share(&x.mx);
         // The server's own outbound SMTP flood names a relay (unless it is
         // also bouncing a flood of unknown users: then backscatter decides).

@@ -650,6 +650,7 @@ fn an_ignored_client_never_alerts() {
         ignore: true,
         floor_qps: None,
         ratio: None,
+        mail_server: false,
         note: Some("internal resolver".into()),
     };
     let mut det = Detector::new(DetectorConfig::default(), vec![ov]);

@@ -17,6 +17,8 @@ pub struct BinSummary {
     pub sample_unresolved: Vec<Box<str>>,
     pub sample_mx: Vec<Box<str>>,
     pub sample_rejected: Vec<Box<str>>,
+    /// This server's SMTP clients with session counts (top-k of the bin).
+    pub smtp_peers: Vec<(std::net::IpAddr, u64)>,
 }
 
 impl BinSummary {
@@ -30,6 +32,7 @@ impl BinSummary {
             sample_unresolved: b.sample_unresolved.clone(),
             sample_mx: b.sample_mx.clone(),
             sample_rejected: b.sample_rejected.clone(),
+            smtp_peers: b.smtp_peers.clone(),
         }
     }
 

@@ -56,6 +56,9 @@ pub struct EvidenceOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     local_domain: Option<&'a str>,
     sample_names: &'a [String],
+    /// Distinct MX query names (recipient domains) over the incident's bins.
+    #[serde(skip_serializing_if = "is_zero")]
+    distinct_mx_names: u64,
     smtp: SmtpEvidenceOut<'a>,
     /// What the baselines expected of the same bins (counts), the Poisson
     /// p-value of the queries (log10), and what each feature makes of the excess.
@@ -104,6 +107,19 @@ struct SmtpEvidenceOut<'a> {
     user_unknown_baseline_ps: f64,
     outbound_baseline_ps: f64,
     sample_recipients: &'a [String],
+    /// The incident's top SMTP clients of this server, most sessions first.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    top_peers: Vec<PeerOut>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PeerOut {
+    pub ip: String,
+    pub sessions: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl<'a> EvidenceOut<'a> {
@@ -129,6 +145,7 @@ impl<'a> EvidenceOut<'a> {
             r2_total_vs_unresolved: e.r2_total_vs_unresolved.map(round4),
             local_domain: e.local_domain.as_deref(),
             sample_names: &e.sample_names,
+            distinct_mx_names: t.dns.distinct_mx_names,
             smtp: SmtpEvidenceOut {
                 connections: t.smtp.connections,
                 mail_from: t.smtp.mail_from,
@@ -140,6 +157,14 @@ impl<'a> EvidenceOut<'a> {
                 user_unknown_baseline_ps: round4(e.user_unknown_baseline_ps),
                 outbound_baseline_ps: round4(e.outbound_baseline_ps),
                 sample_recipients: &e.sample_recipients,
+                top_peers: e
+                    .smtp_peers
+                    .iter()
+                    .map(|(ip, n)| PeerOut {
+                        ip: ip.to_string(),
+                        sessions: *n,
+                    })
+                    .collect(),
             },
             expected: ExpectedOut {
                 queries: round4(x.total.expected),

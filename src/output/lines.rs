@@ -18,13 +18,15 @@ pub enum Dataset {
     Detection,
     ClientStats,
     CaptureStats,
+    Action,
 }
 
 impl Dataset {
-    pub const ALL: [Dataset; 3] = [
+    pub const ALL: [Dataset; 4] = [
         Dataset::Detection,
         Dataset::ClientStats,
         Dataset::CaptureStats,
+        Dataset::Action,
     ];
 
     /// `event.dataset` of the line.
@@ -33,6 +35,7 @@ impl Dataset {
             Dataset::Detection => "mxwatch.detection",
             Dataset::ClientStats => "mxwatch.client_stats",
             Dataset::CaptureStats => "mxwatch.capture_stats",
+            Dataset::Action => "mxwatch.action",
         }
     }
 
@@ -42,6 +45,7 @@ impl Dataset {
             Dataset::Detection => "detection",
             Dataset::ClientStats => "client_stats",
             Dataset::CaptureStats => "capture_stats",
+            Dataset::Action => "action",
         }
     }
 
@@ -61,7 +65,7 @@ impl Dataset {
 pub struct Datasets(pub u8);
 
 impl Datasets {
-    pub const ALL: Datasets = Datasets(0b111);
+    pub const ALL: Datasets = Datasets(0b1111);
 
     pub fn contains(self, d: Dataset) -> bool {
         self.0 & d.bit() != 0

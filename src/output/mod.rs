@@ -11,6 +11,7 @@
 //! by time, rule and address), so a file gives byte-identical output
 //! whatever the number of shards.
 
+pub mod action;
 pub mod alert;
 pub mod health;
 #[cfg(feature = "kafka")]
@@ -45,6 +46,11 @@ pub trait Sink: Send {
     /// Replaces the writer (log rotation); sinks without a file ignore it.
     fn reopen(&mut self, w: Box<dyn Write + Send>) -> io::Result<()> {
         let _ = w;
+        Ok(())
+    }
+    /// An `mxwatch.action` line (issue #17); sinks without lines ignore it.
+    fn action_line(&mut self, r: &action::ActionRecord) -> io::Result<()> {
+        let _ = r;
         Ok(())
     }
     fn flush(&mut self) -> io::Result<()>;
@@ -228,6 +234,13 @@ impl Sink for Output {
     /// Log rotation: the file output(s) reopened, the old one flushed first.
     fn reopen(&mut self, w: Box<dyn Write + Send>) -> io::Result<()> {
         self.lines.reopen(w)
+    }
+
+    fn action_line(&mut self, r: &action::ActionRecord) -> io::Result<()> {
+        let name = self.observer_name.clone();
+        let observer = Observer::new(&name);
+        let line = action::ActionLine::of(r, &observer);
+        self.line(&LineMeta::metric(Dataset::Action, r.client), &line)
     }
 
     fn flush(&mut self) -> io::Result<()> {

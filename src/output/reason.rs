@@ -75,6 +75,22 @@ fn signal(s: &Signal) -> String {
         } => format!(
             "{count} \"user unknown\" rejections ({rate:.2}/s, {ratio:.0} times the baseline) from up to {clients} client addresses per bin: a bounce flood to unknown users."
         ),
+        Signal::MxDomains {
+            mx,
+            mx_expected,
+            mx_qps,
+            domains,
+            outbound,
+        } => {
+            let seen = if outbound > 0 {
+                format!(" and opens SMTP sessions itself ({outbound} outbound)")
+            } else {
+                String::new()
+            };
+            format!(
+                "A client that is not a mail server looks up the MX of {domains} distinct domains: {mx} MX queries ({mx_qps:.2}/s) where {mx_expected:.1} were expected{seen}; a spam bot or mass-mailing worm sends mail direct to MX."
+            )
+        }
         Signal::Outbound { count, rate, ratio } => format!(
             "{count} outbound SMTP sessions ({rate:.2}/s, {ratio:.0} times the baseline): the server is sending mail out in bulk."
         ),

@@ -100,6 +100,13 @@ pub struct DnsOut {
     pub distinct_names: u64,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub distinct_names_capped: bool,
+    /// Distinct MX query names (recipient domains); absent when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub distinct_mx_names: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl From<&DnsCounts> for DnsOut {
@@ -125,6 +132,7 @@ impl From<&DnsCounts> for DnsOut {
             tcp: c.tcp,
             distinct_names: c.distinct_names,
             distinct_names_capped: c.distinct_names_capped,
+            distinct_mx_names: c.distinct_mx_names,
         }
     }
 }

@@ -150,6 +150,10 @@ impl Sink for Summary {
         self.inner.reopen(w)
     }
 
+    fn action_line(&mut self, r: &super::action::ActionRecord) -> io::Result<()> {
+        self.inner.action_line(r)
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()?;
         if !self.snaps.is_empty() {

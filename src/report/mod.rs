@@ -84,6 +84,7 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         workers: args.workers,
         filter: args.filter.clone(),
         sensor_name: Some("mxwatch-report".into()),
+        dry_run: true,
     };
     let detect_settings = Settings::build(&common)?;
     let bytes = run::total_bytes(&args.files);

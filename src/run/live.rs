@@ -86,7 +86,7 @@ pub fn live(args: &LiveArgs) -> Result<()> {
         cfg.channel_batches = n;
     }
     let queue = cfg.channel_batches * sources.len();
-    let mut run = pipeline::start(cfg, Box::new(sink));
+    let mut run = pipeline::start(cfg, sink);
     let mut ifaces = Interfaces::start(sources, queue, &STOP)?;
     let mut last_libpcap = vec![(0, 0, 0); ifaces.names.len()];
 
@@ -157,7 +157,7 @@ fn live_dnstap(args: &LiveArgs, settings: &Settings, spec: &str) -> Result<()> {
         tracing::info!(user, uid, gid, "dropped privileges");
     }
     daemon::install_signal_handlers()?;
-    let mut run = pipeline::start(cfg, Box::new(sink));
+    let mut run = pipeline::start(cfg, sink);
     let interval = Duration::from_secs_f64(args.stats_interval);
     let mut next_stats = Instant::now() + interval;
     let mut stats_from = wall_micros();

@@ -189,7 +189,7 @@ pub fn feed_inputs(
 pub fn read(args: &ReadArgs) -> Result<()> {
     let settings = Settings::build(&args.common)?;
     let logs = config::log_settings(&args.logs)?;
-    let mut sink: Box<dyn crate::output::Sink> = Box::new(sink_for(&settings, true)?);
+    let mut sink: Box<dyn crate::output::Sink> = sink_for(&settings, true)?;
     if args.summary || (!args.no_summary && io::stderr().is_terminal()) {
         sink = Box::new(Summary::new(sink, Box::new(io::stderr())));
     }
@@ -326,9 +326,9 @@ pub fn man() -> Result<()> {
     Ok(())
 }
 
-/// The output of a run: stdout or one file as always, or several outputs
+/// The JSON output of a run: stdout or one file as always, or several outputs
 /// ([`Tee`]: `lossless` for `read`), with /metrics when `--metrics-listen`.
-pub fn sink_for(s: &Settings, lossless: bool) -> Result<Output> {
+fn output_sink(s: &Settings, lossless: bool) -> Result<Output> {
     let mut out = if s.outputs.is_empty() {
         output_for(open_output(&s.output)?, s)
     } else {
@@ -347,6 +347,23 @@ pub fn sink_for(s: &Settings, lossless: bool) -> Result<Output> {
         out.set_metrics(m);
     }
     Ok(out)
+}
+
+/// The sink of `read` and `live`: the JSON output, behind the actions when
+/// the config has `[[action]]` sections (their commands run on a thread of
+/// their own, after the output).
+pub fn sink_for(s: &Settings, lossless: bool) -> Result<Box<dyn crate::output::Sink>> {
+    let out = Box::new(output_sink(s, lossless)?);
+    if s.file.actions.is_empty() {
+        return Ok(out);
+    }
+    Ok(Box::new(crate::action::ActionSink::new(
+        out,
+        s.sensor_name.clone(),
+        s.file.actions.clone(),
+        s.file.action_limits.clone(),
+        s.dry_run,
+    )))
 }
 
 /// `mxwatch config`
