@@ -53,7 +53,7 @@ impl Rule for Backscatter {
         // NXDOMAIN alone names backscatter only for a mail server: a batch
         // job resolving log addresses makes the same mix of PTR and A with
         // NXDOMAIN answers.
-        let mail_server = w.smtp.server || w.smtp.user_unknown;
+        let mail_server = w.smtp.mail_server() || w.smtp.user_unknown;
         (nx && mail_server && (by_mix || w.smtp.user_unknown)).then(|| Finding {
             rule: &INFO,
             rank: 1,

@@ -56,6 +56,9 @@ pub fn rules() -> Vec<Box<dyn Rule>> {
     ]
 }
 
+/// Quiet bins with MX lookups that make a client a mail server on a DNS-only tap.
+const MX_HISTORY_BINS: u32 = 3;
+
 /// Bins of an incident kept for its evidence.
 const EVIDENCE_BINS: usize = 10;
 
@@ -143,6 +146,8 @@ struct ClientState {
     server: Option<IpAddr>,
     /// Seen receiving SMTP sessions: a mail server.
     smtp_server: bool,
+    /// Quiet bins (learnt from) with MX lookups.
+    mx_quiet_bins: u32,
 }
 
 impl ClientState {
@@ -262,6 +267,7 @@ impl Detector {
             excess: &excess,
             smtp: SmtpHint {
                 server: st.smtp_server,
+                mx_history: st.mx_quiet_bins >= MX_HISTORY_BINS,
                 ..SmtpHint::default()
             },
         };
@@ -286,6 +292,7 @@ impl Detector {
             outbound: holding(&smtp_outbound_flood::INFO),
             user_unknown: holding(&smtp_user_unknown_flood::INFO),
             server: st.smtp_server,
+            mx_history: st.mx_quiet_bins >= MX_HISTORY_BINS,
         };
 
         // DNS family: judged while the window is loud; the most specific
@@ -304,6 +311,21 @@ impl Detector {
             None
         };
         let best = if confirmed { explained.clone() } else { None };
+        // For learning: would a DNS rule explain this bin if the client were
+        // a mail server? Then a client in warm-up does not learn it.
+        let suspicious = explained.is_some()
+            || (loud_now && !warm && {
+                let assume = Window {
+                    smtp: SmtpHint {
+                        server: true,
+                        ..smtp
+                    },
+                    ..w
+                };
+                self.dns_rules
+                    .iter()
+                    .any(|&r| self.rules[r].evaluate(&assume).is_some())
+            });
         // A different explanation for `confirm_bins` bins in a row ends the
         // incident ("reclassified") and starts one under the new rule.
         let mut reclassified = None;
@@ -345,10 +367,13 @@ impl Detector {
         // not learn the attack as the baseline).
         let quiet_for = |r: &'static RuleInfo| !st.open(r) && !holding(r);
         let quiet = Quiet {
-            dns: st.slots[0].is_none() && !(loud_now && (warm || explained.is_some())),
+            dns: st.slots[0].is_none() && !(loud_now && (warm || suspicious)),
             user_unknown: quiet_for(&smtp_user_unknown_flood::INFO),
             outbound: quiet_for(&smtp_outbound_flood::INFO),
         };
+        if quiet.dns && summary.mx() > 0 {
+            st.mx_quiet_bins = st.mx_quiet_bins.saturating_add(1);
+        }
         st.base.learn(&summary, quiet, cfg);
 
         // Emit what the slots decided, with evidence and cross references;
@@ -499,6 +524,7 @@ impl<'a> AlertCtx<'a> {
                 outbound: st.open(&smtp_outbound_flood::INFO),
                 user_unknown: st.open(&smtp_user_unknown_flood::INFO),
                 server: st.smtp_server,
+                mx_history: st.mx_quiet_bins >= MX_HISTORY_BINS,
             },
         }
     }

@@ -19,6 +19,18 @@ pub struct SmtpHint {
     /// The client has been seen receiving SMTP sessions, or is configured as
     /// a mail server (`[[client]] mail_server = true`).
     pub server: bool,
+    /// The client looked up MX records in quiet times (a mail server's
+    /// daily routine; a workstation does not): evidence of a mail server on
+    /// a DNS-only tap.
+    pub mx_history: bool,
+}
+
+impl SmtpHint {
+    /// Whatever says the client is a mail server (SMTP seen, configured, MX
+    /// lookups in its quiet history).
+    pub fn mail_server(&self) -> bool {
+        self.server || self.mx_history
+    }
 }
 
 /// How a rule's incidents are kept.

@@ -27,7 +27,13 @@ impl Rule for SpamBot {
 
     fn evaluate(&self, w: &Window<'_>) -> Option<Finding> {
         let (x, cfg) = (w.excess, w.cfg);
-        if w.smtp.server || cfg.spam_bot_min_mx_domains == 0 {
+        // A mail server (inbound SMTP seen, configured, MX lookups in its
+        // quiet history, or resolving the hosts that connect to it: PTR
+        // lookups beyond its baseline) mailing many domains is a relay.
+        if w.smtp.mail_server()
+            || cfg.spam_bot_min_mx_domains == 0
+            || x.ptr.excess() >= super::spam_relay::MIN_PTR_EXCESS
+        {
             return None;
         }
         let domains = w.totals.dns.distinct_mx_names;

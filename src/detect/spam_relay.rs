@@ -15,6 +15,10 @@ pub static INFO: RuleInfo = RuleInfo {
 #[derive(Debug)]
 pub struct SpamRelay;
 
+/// Reverse lookups beyond the baseline that show a server resolving the
+/// hosts that connect to it.
+pub const MIN_PTR_EXCESS: f64 = 1.0;
+
 impl Rule for SpamRelay {
     fn info(&self) -> &'static RuleInfo {
         &INFO
@@ -22,12 +26,11 @@ impl Rule for SpamRelay {
 
     fn evaluate(&self, w: &Window<'_>) -> Option<Finding> {
         let (x, cfg) = (w.excess, w.cfg);
-        // A client that is not a mail server whose MX lookups are mostly of
-        // distinct domains is spam_bot's (#17), even before it has looked up
-        // enough of them: a relay is a mail server (inbound SMTP seen or
-        // `mail_server = true`).
-        let mx = w.totals.mx();
-        if !w.smtp.server && mx > 0 && 2 * w.totals.dns.distinct_mx_names >= mx {
+        // A relay is a mail server: seen serving SMTP, configured, looking
+        // up MX records in quiet times, or resolving the sources that connect
+        // to it (PTR lookups beyond the baseline). An MX surge from a client
+        // with none of these is a host mailing direct-to-MX: spam_bot's (#17).
+        if !w.smtp.mail_server() && x.ptr.excess() < MIN_PTR_EXCESS {
             return None;
         }
         let share = x.share(&x.mx);
