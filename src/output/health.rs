@@ -103,6 +103,8 @@ pub fn line<'a>(
                 },
                 evictions: EvictionsOut {
                     clients: s.clients_evicted,
+                    clients_protected: s.clients_protected_evicted,
+                    clients_promoted: s.clients_promoted,
                     client_overflow_events: s.clients_overflow_events,
                     pending_queries: s.pending_evicted,
                     tcp_dns_flows: d.tcp_dns_flows_evicted,

@@ -267,6 +267,10 @@ pub struct ChannelDropsOut {
 #[derive(Debug, Serialize)]
 pub struct EvictionsOut {
     pub clients: u64,
+    /// Of `clients`, those with history (the client table's protected segment).
+    pub clients_protected: u64,
+    /// Clients promoted from probation to protected.
+    pub clients_promoted: u64,
     pub client_overflow_events: u64,
     pub pending_queries: u64,
     pub tcp_dns_flows: u64,
