@@ -22,7 +22,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, unbounded};
 
 use crate::decode::{DnsSighting, EventSink};
-use crate::engine::{Back, Closed, EngineConfig, Front, Stage, merge, push_dns};
+use crate::engine::{Back, Closed, EngineConfig, Front, Merger, Stage, push_dns};
 use crate::event::{Batch, Event};
 use crate::output::{CaptureSnapshot, ClassifierHealth, Sink};
 use crate::smtp::SmtpEvent;
@@ -253,9 +253,10 @@ pub fn start(cfg: PipelineConfig, output: Box<dyn Sink>) -> Running {
     }
     let output_failed = Arc::new(AtomicBool::new(false));
     let failed = output_failed.clone();
+    let merger = Merger::new(&cfg.engine);
     let output = std::thread::Builder::new()
         .name("mxwatch-output".into())
-        .spawn(move || output_loop(output, out_rx, workers, failed))
+        .spawn(move || output_loop(output, merger, out_rx, workers, failed))
         .expect("spawn output thread");
     let sharder = Sharder {
         senders,
@@ -339,6 +340,7 @@ fn shard_loop(
 
 fn output_loop(
     mut output: Box<dyn Sink>,
+    mut merger: Merger,
     rx: Receiver<OutMsg>,
     workers: usize,
     failed: Arc<AtomicBool>,
@@ -349,6 +351,7 @@ fn output_loop(
     let mut pending: Vec<std::collections::VecDeque<Vec<Closed>>> =
         vec![Default::default(); workers];
     let mut health = ClassifierHealth::default();
+    let mut done = 0;
     let record = |r: std::io::Result<()>, result: &mut std::io::Result<()>| {
         if let Err(e) = r {
             failed.store(true, Ordering::Relaxed);
@@ -368,14 +371,25 @@ fn output_loop(
                         .flatten()
                         .collect();
                     if result.is_ok() {
-                        let r = merge(tick)
+                        let r = merger
+                            .merge(tick)
                             .iter()
                             .try_for_each(|c| output.bin_lines(&c.bin, &c.alerts));
                         record(r, &mut result);
                     }
                 }
             }
-            OutMsg::Done(h) => health.add(&h),
+            OutMsg::Done(h) => {
+                health.add(&h);
+                done += 1;
+                if done == workers
+                    && result.is_ok()
+                    && let Some(c) = merger.finish()
+                {
+                    let r = output.bin_lines(&c.bin, &c.alerts);
+                    record(r, &mut result);
+                }
+            }
             OutMsg::Reopen(w) => {
                 let r = output.reopen(w);
                 record(r, &mut result);

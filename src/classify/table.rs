@@ -3,11 +3,12 @@
 //! Client addresses are attacker-controlled (UDP sources can be spoofed), so
 //! the table is capped and split in two segments, as caches resist scans:
 //!
-//! - **probation** (a quarter of the cap): every new client enters here, in
-//!   FIFO order. When it is full, the client admitted longest ago goes. A
-//!   flood of sources seen once each (spoofed queries) cycles through
-//!   probation and never touches the rest of the table.
-//! - **protected** (the rest): a client moves here when it shows history, a
+//! - **probation** (whatever protected does not use, at least a quarter of
+//!   the cap): every new client enters here, in FIFO order. When the table
+//!   is full, the client admitted longest ago goes. A flood of sources seen
+//!   once each (spoofed queries) cycles through probation and never touches
+//!   the rest of the table.
+//! - **protected** (at most three quarters of the cap): a client moves here when it shows history, a
 //!   second query or any SMTP activity while in probation. When it is full, a
 //!   promotion evicts the protected client idle longest, only if that client
 //!   was idle for the whole current bin and the downstream does not keep it
@@ -76,7 +77,7 @@ pub struct ClientTable {
     protected: VecDeque<(IpAddr, u64, i64)>,
     probation_len: usize,
     protected_len: usize,
-    probation_cap: usize,
+    cap: usize,
     protected_cap: usize,
     next_stamp: u64,
     pub stats: TableStats,
@@ -93,7 +94,7 @@ impl ClientTable {
             protected: VecDeque::new(),
             probation_len: 0,
             protected_len: 0,
-            probation_cap,
+            cap,
             protected_cap: cap - probation_cap,
             next_stamp: 1,
             stats: TableStats::default(),
@@ -144,7 +145,7 @@ impl ClientTable {
         let state = self.map.get(&ip).map(|c| (c.protected, c.touch_bin));
         match state {
             None => {
-                if self.probation_len >= self.probation_cap
+                if self.map.len() >= self.cap
                     && !self.evict_probation(keep, evicted)
                 {
                     self.stats.overflow_events += 1;
@@ -329,27 +330,34 @@ mod tests {
         assert!(!ev.contains(&server));
         assert_eq!(t.stats.protected_evicted, 0);
         assert!(t.stats.evicted > 90_000);
-        assert!(t.probation.len() <= 2 * 250 + 64 + 1);
+        assert!(t.probation.len() <= 2 * 1000 + 64 + 1);
     }
 
     #[test]
     fn protected_clients_idle_for_a_bin_make_room_and_kept_ones_stay() {
-        let mut t = ClientTable::new(8); // 2 probation, 6 protected
+        let mut t = ClientTable::new(8); // at least 2 probation, at most 6 protected
         let mut ev = Vec::new();
         let kept = ip(0);
         let keep = |a: &IpAddr| *a == kept;
-        for i in 0..6 {
+        for i in 0..7 {
             t.touch(ip(i), Touch::Smtp, 0, &keep, &mut ev);
         }
-        assert_eq!(t.segments(), (0, 6));
-        // Same bin: nobody idle for a bin, the promotion waits.
-        t.touch(ip(10), Touch::Query, 0, &keep, &mut ev);
-        t.touch(ip(10), Touch::Query, 0, &keep, &mut ev);
+        // The 7th could not be promoted (protected full, nobody idle).
         assert_eq!(t.segments(), (1, 6));
+        t.touch(ip(6), Touch::Smtp, 0, &keep, &mut ev);
+        t.touch(ip(7), Touch::Query, 0, &keep, &mut ev);
+        assert_eq!(t.segments(), (2, 6));
+        // Full: a new client pushes out the oldest on probation.
+        t.touch(ip(8), Touch::Query, 0, &keep, &mut ev);
+        assert_eq!(ev, vec![ip(6)]);
+        ev.clear();
+        // Same bin: nobody idle for a bin, the promotion waits.
+        t.touch(ip(8), Touch::Query, 0, &keep, &mut ev);
+        assert_eq!(t.segments(), (2, 6));
         // Next bin: the idle one that is not kept goes.
-        t.touch(ip(10), Touch::Query, 1, &keep, &mut ev);
+        t.touch(ip(8), Touch::Query, 1, &keep, &mut ev);
         assert_eq!(ev, vec![ip(1)]);
-        assert_eq!(t.segments(), (0, 6));
+        assert_eq!(t.segments(), (1, 6));
         assert_eq!(t.stats.protected_evicted, 1);
     }
 }

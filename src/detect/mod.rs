@@ -18,6 +18,7 @@ pub mod config;
 pub mod dns_query_flood;
 pub mod evidence;
 pub mod excess;
+pub mod flood;
 pub mod rule;
 pub mod smtp_alpha;
 pub mod smtp_outbound_flood;
@@ -91,6 +92,12 @@ pub enum Why {
     EndOfInput { quiet_since: i64 },
     /// Ended because the evidence now names another rule (its incident starts in the same bin).
     Reclassified { to: &'static str },
+    /// The aggregate of warm-up incidents beyond the per-bin cap ([`flood`]).
+    SpoofedFlood {
+        suppressed: u64,
+        clients: u64,
+        cap: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -190,6 +197,11 @@ impl Detector {
         self.clients
             .get(ip)
             .is_some_and(|c| c.slots.iter().any(Option::is_some))
+    }
+
+    /// A client named in the configuration (`[[client]]`): never evicted.
+    pub fn is_configured(&self, ip: &IpAddr) -> bool {
+        self.overrides.contains_key(ip)
     }
 
     pub fn forget(&mut self, ip: &IpAddr) {
