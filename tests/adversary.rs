@@ -40,7 +40,8 @@ struct Pcap(std::io::BufWriter<std::fs::File>);
 
 impl Pcap {
     fn create(path: &Path) -> Self {
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
+        let mut w =
+            std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
         let mut h = Vec::new();
         h.extend(0xa1b2c3d4u32.to_le_bytes());
         h.extend(2u16.to_le_bytes());
@@ -134,7 +135,13 @@ fn spoofed_flood(path: &Path, sources: u32, order: Order, from_us: i64, to_us: i
             let ts = bin + (i as i64 * bin_us) / sources as i64;
             let mut m = q.clone();
             m[..2].copy_from_slice(&((i & 0xffff) as u16).to_be_bytes());
-            w.ipv4(ts, source(order, i, sources), UPSTREAM, 17, &udp(1024 + (i % 60000) as u16, 53, &m));
+            w.ipv4(
+                ts,
+                source(order, i, sources),
+                UPSTREAM,
+                17,
+                &udp(1024 + (i % 60000) as u16, 53, &m),
+            );
         }
         bin += bin_us;
     }
@@ -142,7 +149,11 @@ fn spoofed_flood(path: &Path, sources: u32, order: Order, from_us: i64, to_us: i
 }
 
 fn lab_config() -> String {
-    repo().join("scripts/lab/mxwatch.toml").to_str().unwrap().to_owned()
+    repo()
+        .join("scripts/lab/mxwatch.toml")
+        .to_str()
+        .unwrap()
+        .to_owned()
 }
 
 fn relay_files() -> (String, String) {
@@ -184,12 +195,25 @@ fn a_spoofed_flood_does_not_hide_the_relay() {
     let plain = run_read(&["--config", &cfg, "--merge", &dns, &smtp]);
     let expected = starts_of(&plain, "10.53.0.25");
     for rule in ["spam_relay", "smtp_outbound_flood", "smtp_alpha"] {
-        assert!(expected.iter().any(|(r, _)| r == rule), "{rule} in {expected:?}");
+        assert!(
+            expected.iter().any(|(r, _)| r == rule),
+            "{rule} in {expected:?}"
+        );
     }
     let dir = tempfile::tempdir().unwrap();
-    for (sources, order) in [(105_000, Order::AscendingAbove), (60_000, Order::ShuffledAround)] {
+    for (sources, order) in [
+        (105_000, Order::AscendingAbove),
+        (60_000, Order::ShuffledAround),
+    ] {
         let flood = dir.path().join(format!("flood-{sources}.pcap"));
-        spoofed_flood(&flood, sources, order, RELAY_FIRST_BIN_US, RELAY_END_US, 5_000_000);
+        spoofed_flood(
+            &flood,
+            sources,
+            order,
+            RELAY_FIRST_BIN_US,
+            RELAY_END_US,
+            5_000_000,
+        );
         let lines = run_read(&[
             "--config",
             &cfg,
@@ -224,12 +248,28 @@ fn spoofed_mx_senders_give_capped_alerts_and_one_aggregate() {
     for k in 0..PER_SOURCE {
         for i in 0..SOURCES {
             let ts = t0 + (k as i64 * 15_000_000) / PER_SOURCE as i64 + i as i64;
-            let m = query((k * SOURCES + i) as u16, &format!("d{k}x{i}.example.com"), 15);
-            w.ipv4(ts, 0x0b00_0000 + i, UPSTREAM, 17, &udp(40000 + k as u16, 53, &m));
+            let m = query(
+                (k * SOURCES + i) as u16,
+                &format!("d{k}x{i}.example.com"),
+                15,
+            );
+            w.ipv4(
+                ts,
+                0x0b00_0000 + i,
+                UPSTREAM,
+                17,
+                &udp(40000 + k as u16, 53, &m),
+            );
         }
     }
     // Quiet afterwards: every incident ends.
-    w.ipv4(t0 + 60_000_000, 0x0c00_0001, UPSTREAM, 17, &udp(1, 53, &query(1, "a.example.com", 1)));
+    w.ipv4(
+        t0 + 60_000_000,
+        0x0c00_0001,
+        UPSTREAM,
+        17,
+        &udp(1, 53, &query(1, "a.example.com", 1)),
+    );
     w.finish();
     let lines = run_read(&["--config", &lab_config(), pcap.to_str().unwrap()]);
     let alerts: Vec<&Value> = lines
@@ -247,13 +287,22 @@ fn spoofed_mx_senders_give_capped_alerts_and_one_aggregate() {
         .iter()
         .filter(|a| a["rule"]["name"] == "spoofed_source_flood")
         .collect();
-    eprintln!("spam_relay starts {relay}, aggregate lines {}", aggregate.len());
+    eprintln!(
+        "spam_relay starts {relay}, aggregate lines {}",
+        aggregate.len()
+    );
     // The default cap: 10 per bin; the burst spans three bins.
     assert!(relay <= 3 * 10, "{relay} spam_relay starts");
     assert_eq!(starts("spoofed_source_flood"), 1, "{aggregate:?}");
     let first = &aggregate[0]["mxwatch"]["evidence"]["spoofed_source_flood"];
-    assert!(first["suppressed_starts"].as_u64().unwrap() > 900, "{first}");
-    assert!(!first["sample_sources"].as_array().unwrap().is_empty(), "{first}");
+    assert!(
+        first["suppressed_starts"].as_u64().unwrap() > 900,
+        "{first}"
+    );
+    assert!(
+        !first["sample_sources"].as_array().unwrap().is_empty(),
+        "{first}"
+    );
     assert_eq!(aggregate.last().unwrap()["event"]["type"][0], "end");
     // Every start shown has its end; no line of a suppressed incident leaks.
     let ids = |phase: &str| {
@@ -286,7 +335,10 @@ fn one_segment_tcp_flows_cost_linear_time() {
         let s = t.elapsed().as_secs_f64();
         let c = &lines.last().unwrap()["mxwatch"]["capture"];
         assert_eq!(c["packets_read"], n, "{c}");
-        assert!(c["evictions"]["tcp_dns_flows"].as_u64().unwrap() > u64::from(n) / 2, "{c}");
+        assert!(
+            c["evictions"]["tcp_dns_flows"].as_u64().unwrap() > u64::from(n) / 2,
+            "{c}"
+        );
         secs.push(s);
     }
     eprintln!("100k flows {:.2} s, 400k flows {:.2} s", secs[0], secs[1]);

@@ -242,6 +242,7 @@ impl Classifier {
         for ip in ips {
             let c = self.clients.get_mut(&ip).expect("listed client");
             c.bin.finalize();
+            c.bin.release_sketches();
             let local = self
                 .cfg
                 .local_domains
@@ -260,7 +261,12 @@ impl Classifier {
         closed
     }
 
-    fn client(&mut self, ip: IpAddr, what: Touch, keep: &dyn Fn(&IpAddr) -> bool) -> Option<&mut table::Client> {
+    fn client(
+        &mut self,
+        ip: IpAddr,
+        what: Touch,
+        keep: &dyn Fn(&IpAddr) -> bool,
+    ) -> Option<&mut table::Client> {
         let bin = self.bin_start.unwrap_or(0);
         self.clients.touch(ip, what, bin, keep, &mut self.evicted)
     }

@@ -145,9 +145,7 @@ impl ClientTable {
         let state = self.map.get(&ip).map(|c| (c.protected, c.touch_bin));
         match state {
             None => {
-                if self.map.len() >= self.cap
-                    && !self.evict_probation(keep, evicted)
-                {
+                if self.map.len() >= self.cap && !self.evict_probation(keep, evicted) {
                     self.stats.overflow_events += 1;
                     return None;
                 }
@@ -221,7 +219,11 @@ impl ClientTable {
             .is_some_and(|c| c.stamp == stamp && c.protected == protected)
     }
 
-    fn evict_probation(&mut self, keep: &dyn Fn(&IpAddr) -> bool, evicted: &mut Vec<IpAddr>) -> bool {
+    fn evict_probation(
+        &mut self,
+        keep: &dyn Fn(&IpAddr) -> bool,
+        evicted: &mut Vec<IpAddr>,
+    ) -> bool {
         let mut looked = 0;
         while looked < CANDIDATES {
             let Some((ip, stamp)) = self.probation.pop_front() else {
@@ -289,16 +291,13 @@ impl ClientTable {
     fn maybe_compact(&mut self) {
         if self.probation.len() > 2 * self.probation_len + 64 {
             let map = &self.map;
-            self.probation.retain(|(ip, s)| {
-                map.get(ip)
-                    .is_some_and(|c| c.stamp == *s && !c.protected)
-            });
+            self.probation
+                .retain(|(ip, s)| map.get(ip).is_some_and(|c| c.stamp == *s && !c.protected));
         }
         if self.protected.len() > 2 * self.protected_len + 64 {
             let map = &self.map;
-            self.protected.retain(|(ip, s, _)| {
-                map.get(ip).is_some_and(|c| c.stamp == *s && c.protected)
-            });
+            self.protected
+                .retain(|(ip, s, _)| map.get(ip).is_some_and(|c| c.stamp == *s && c.protected));
         }
     }
 }

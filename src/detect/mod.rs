@@ -140,7 +140,8 @@ struct ClientState {
     recent: VecDeque<BinSummary>,
     base: Baselines,
     /// One slot per incident kind: the DNS family, then each other rule.
-    slots: Vec<Option<Active>>,
+    /// Boxed: most clients never alert, and an empty slot is then 8 bytes.
+    slots: Vec<Option<Box<Active>>>,
     server: Option<IpAddr>,
     /// Seen receiving SMTP sessions: a mail server.
     smtp_server: bool,
@@ -235,6 +236,7 @@ impl Detector {
         let slots = 1 + self.own_rules.len();
         let st = self.clients.entry(ip).or_insert_with(|| ClientState {
             slots: vec![None; slots],
+            recent: VecDeque::with_capacity(cfg.confirm_bins.max(1) + 1),
             ..ClientState::default()
         });
         if let Some(s) = bin.main_server() {
@@ -416,7 +418,7 @@ impl Detector {
 
 #[allow(clippy::too_many_arguments)]
 fn step_slot(
-    slot: &mut Option<Active>,
+    slot: &mut Option<Box<Active>>,
     new: Option<Finding>,
     holds_now: bool,
     summary: &BinSummary,
@@ -429,7 +431,7 @@ fn step_slot(
         None => {
             let f = new?;
             let start = run.first().map_or(summary.start, |b| b.start);
-            *slot = Some(Active {
+            *slot = Some(Box::new(Active {
                 rule: f.rule,
                 id: alert_id(ip, f.rule, start),
                 start,
@@ -438,7 +440,7 @@ fn step_slot(
                 quiet: 0,
                 disagree: 0,
                 bins: run.iter().cloned().collect(),
-            });
+            }));
             Some(Phase::Start)
         }
         Some(a) if holds_now => {

@@ -16,6 +16,10 @@ use crate::time::rfc3339_micros;
 pub struct ClassifierHealth {
     pub shards: ShardStats,
     pub clients_tracked: usize,
+    /// Live: client records (client_stats lines) and alerts dropped because
+    /// the output was behind (its queue is bounded).
+    pub output_dropped_records: u64,
+    pub output_dropped_alerts: u64,
 }
 
 impl ClassifierHealth {
@@ -96,6 +100,8 @@ pub fn line<'a>(
                 },
                 smtp: snap.smtp,
                 channel_drops: ChannelDropsOut {
+                    output_client_stats: h.output_dropped_records,
+                    output_alerts: h.output_dropped_alerts,
                     batches: snap.dropped_batches,
                     events: snap.dropped_events,
                     frame_batches: snap.dropped_frames.map(|d| d.0),

@@ -262,6 +262,10 @@ pub struct ChannelDropsOut {
     pub frame_batches: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frames: Option<u64>,
+    /// Live: client records (client_stats lines, before `--top` folding) and
+    /// alert lines dropped because the output queue was full (a stuck writer).
+    pub output_client_stats: u64,
+    pub output_alerts: u64,
 }
 
 #[derive(Debug, Serialize)]
