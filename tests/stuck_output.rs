@@ -156,3 +156,49 @@ fn a_stalled_reader_neither_bloats_nor_blocks_sigterm() {
         "RSS still growing: {at_half} -> {peak} MiB"
     );
 }
+
+/// A full disk never leaves half a JSON line (#12): `read -o` on a 1 MiB
+/// tmpfs fails with one line on stderr, and the file ends with a newline,
+/// every line whole JSON.
+#[test]
+fn a_full_disk_leaves_only_whole_lines() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("flood.pcap");
+    flood(&pcap);
+    let mnt = dir.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "mount tmpfs");
+    let out = mnt.join("out.jsonl");
+    let r = Command::new(bin())
+        .args(["read", "--stats", "--top", "1000000", "--bin", "1", "-o"])
+        .arg(&out)
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    let bytes = std::fs::read(&out).unwrap();
+    let _ = Command::new("umount").arg(&mnt).status();
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    eprintln!(
+        "full disk: exit {:?}, {} bytes kept, stderr {stderr}",
+        r.status.code(),
+        bytes.len()
+    );
+    assert_eq!(r.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        !bytes.is_empty() && bytes.ends_with(b"\n"),
+        "cut-off last line"
+    );
+    for l in String::from_utf8_lossy(&bytes).lines() {
+        serde_json::from_str::<serde_json::Value>(l).expect("whole JSON line");
+    }
+}
