@@ -100,6 +100,14 @@ pub struct PipelineSection {
     pub batch_events: usize,
     /// Batches queued per classifier.
     pub channel_batches: usize,
+    /// Live: client records (client_stats lines) waiting for a slow output
+    /// at most; beyond, a bin's records are dropped and counted.
+    pub output_queue_records: usize,
+    /// Live: alerts waiting for a slow output at most; beyond, dropped and counted.
+    pub output_queue_alerts: usize,
+    /// Live: seconds SIGTERM/SIGINT waits for the output to take the last
+    /// lines before giving up on a stuck writer.
+    pub stop_timeout_secs: f64,
 }
 
 impl Default for PipelineSection {
@@ -114,6 +122,9 @@ impl Default for PipelineSection {
             max_smtp_flows: 50_000,
             batch_events: 512,
             channel_batches: 64,
+            output_queue_records: 100_000,
+            output_queue_alerts: 10_000,
+            stop_timeout_secs: 5.0,
         }
     }
 }
@@ -302,18 +313,76 @@ fn validate(c: &FileConfig) -> Result<(), String> {
             "detect.confirm_bins and detect.end_after_quiet_bins must be at least 1".into(),
         );
     }
-    for (k, v) in [
-        ("pipeline.max_clients", p.max_clients),
-        ("pipeline.max_pending_queries", p.max_pending_queries),
-        ("pipeline.batch_events", p.batch_events),
-        ("pipeline.channel_batches", p.channel_batches),
-        ("pipeline.top", p.top),
-        ("pipeline.max_tcp_dns_flows", p.max_tcp_dns_flows),
-        ("pipeline.max_smtp_flows", p.max_smtp_flows),
+    // Every count between 1 and a ceiling that memory can hold (a typo of
+    // 1e12 must be an error, not an allocation abort).
+    for (k, v, max) in [
+        ("pipeline.max_clients", p.max_clients, 50_000_000),
+        (
+            "pipeline.max_pending_queries",
+            p.max_pending_queries,
+            100_000_000,
+        ),
+        ("pipeline.batch_events", p.batch_events, 65_536),
+        ("pipeline.channel_batches", p.channel_batches, 65_536),
+        ("pipeline.top", p.top, 10_000_000),
+        (
+            "pipeline.max_tcp_dns_flows",
+            p.max_tcp_dns_flows,
+            10_000_000,
+        ),
+        ("pipeline.max_smtp_flows", p.max_smtp_flows, 10_000_000),
+        (
+            "pipeline.output_queue_records",
+            p.output_queue_records,
+            100_000_000,
+        ),
+        (
+            "pipeline.output_queue_alerts",
+            p.output_queue_alerts,
+            10_000_000,
+        ),
+        ("detect.confirm_bins", c.detect.confirm_bins, 1_000),
+        (
+            "detect.end_after_quiet_bins",
+            c.detect.end_after_quiet_bins,
+            100_000,
+        ),
+        (
+            "detect.max_warmup_alerts_per_bin",
+            c.detect.max_warmup_alerts_per_bin.max(1),
+            1_000_000,
+        ),
     ] {
-        if v == 0 {
-            return Err(format!("{k} must be at least 1"));
+        if v == 0 || v > max {
+            return Err(format!("{k} must be between 1 and {max}, not {v}"));
         }
+    }
+    if p.workers > 1024 {
+        return Err(format!(
+            "pipeline.workers must be at most 1024, not {}",
+            p.workers
+        ));
+    }
+    for (k, v, max) in [
+        ("pipeline.bin_seconds", p.bin_seconds, 86_400.0),
+        ("pipeline.stop_timeout_secs", p.stop_timeout_secs, 3_600.0),
+        (
+            "detect.update_interval_secs",
+            c.detect.update_interval_secs,
+            31_536_000.0,
+        ),
+    ] {
+        if !(v.is_finite() && v > 0.0 && v <= max) {
+            return Err(format!(
+                "{k} must be a number of seconds above 0 and at most {max}, not {v}"
+            ));
+        }
+    }
+    if c.detect.warmup_bins > 1_000_000 {
+        return Err(format!(
+            "detect.warmup_bins must be at most 1000000, not {}",
+            c.detect.warmup_bins
+        ));
     }
     for d in &c.dns.local_domains {
         check_domain(d).map_err(|m| format!("dns.local_domains: {m}"))?;
@@ -524,19 +593,26 @@ impl Settings {
             None => FileConfig::default(),
         };
         if let Some(b) = common.bin {
-            if !(b.is_finite() && b > 0.0) {
+            if !(b.is_finite() && b > 0.0 && b <= 86_400.0) {
                 return Err(ConfigError(format!(
-                    "--bin must be a positive number of seconds, not {b}"
+                    "--bin must be a number of seconds above 0 and at most 86400, not {b}"
                 )));
             }
             file.pipeline.bin_seconds = b;
         }
         if let Some(t) = common.top {
+            if t > 10_000_000 {
+                return Err(ConfigError(format!(
+                    "--top must be at most 10000000, not {t}"
+                )));
+            }
             file.pipeline.top = t.max(1);
         }
         if let Some(w) = common.workers {
-            if w == 0 {
-                return Err(ConfigError("--workers must be at least 1".into()));
+            if w == 0 || w > 1024 {
+                return Err(ConfigError(format!(
+                    "--workers must be between 1 and 1024, not {w}"
+                )));
             }
             file.pipeline.workers = w;
         }
@@ -655,6 +731,8 @@ impl Settings {
             workers: self.workers,
             batch_events: self.file.pipeline.batch_events,
             channel_batches: self.file.pipeline.channel_batches,
+            output_queue_records: self.file.pipeline.output_queue_records,
+            output_queue_alerts: self.file.pipeline.output_queue_alerts,
             lossless,
             engine: self.engine.clone(),
         }
@@ -663,13 +741,27 @@ impl Settings {
 
 /// The flags only `live` has.
 pub fn check_live(args: &LiveArgs) -> Result<(), ConfigError> {
-    if !(args.stats_interval.is_finite() && args.stats_interval > 0.0) {
-        return Err(ConfigError(
-            "--stats-interval must be a positive number of seconds".into(),
-        ));
+    if !(args.stats_interval.is_finite()
+        && args.stats_interval >= 0.1
+        && args.stats_interval <= 31_536_000.0)
+    {
+        return Err(ConfigError(format!(
+            "--stats-interval must be a number of seconds between 0.1 and 31536000 (a year), not {}",
+            args.stats_interval
+        )));
     }
-    if args.channel_batches == Some(0) {
-        return Err(ConfigError("--channel-batches must be at least 1".into()));
+    if let Some(n) = args.channel_batches
+        && !(1..=65_536).contains(&n)
+    {
+        return Err(ConfigError(format!(
+            "--channel-batches must be between 1 and 65536, not {n}"
+        )));
+    }
+    if !(0..=1 << 30).contains(&args.buffer_size) || !(0..=262_144).contains(&args.snaplen) {
+        return Err(ConfigError(format!(
+            "--buffer-size must be between 0 and 1 GiB and --snaplen between 0 and 262144, not {} and {}",
+            args.buffer_size, args.snaplen
+        )));
     }
     Ok(())
 }
@@ -699,8 +791,11 @@ pub fn log_settings(args: &crate::cli::LogArgs) -> Result<crate::input::LogSetti
 
 /// The flags only `report` has.
 pub fn check_report(args: &ReportArgs) -> Result<(), ConfigError> {
-    if args.top == 0 {
-        return Err(ConfigError("--top must be at least 1".into()));
+    if args.top == 0 || args.top > 10_000_000 {
+        return Err(ConfigError(format!(
+            "--top must be between 1 and 10000000, not {}",
+            args.top
+        )));
     }
     if let Some(q) = args.dq_q
         && !(0.0..=1.0).contains(&q)
@@ -716,7 +811,7 @@ pub fn check_report(args: &ReportArgs) -> Result<(), ConfigError> {
         )));
     }
     if let Some(b) = args.bin
-        && !(b.is_finite() && b > 0.0)
+        && !(b.is_finite() && b > 0.0 && b <= 86_400.0)
     {
         return Err(ConfigError(format!(
             "--bin must be a positive number of seconds, not {b}"
@@ -837,6 +932,16 @@ mod tests {
         assert!(e.contains("line 2") && !e.contains('\n'), "{e}");
         let e = parse("[detect]\nratio = -1.0\n", "t.toml").unwrap_err().0;
         assert!(e.contains("detect.ratio"), "{e}");
+        for bad in [
+            "[pipeline]\nchannel_batches = 1000000000000\n",
+            "[pipeline]\nbatch_events = 1000000000000\n",
+            "[pipeline]\nmax_clients = 0\n",
+            "[pipeline]\nstop_timeout_secs = 1e20\n",
+            "[detect]\nupdate_interval_secs = 1e300\n",
+        ] {
+            let e = parse(bad, "t.toml").unwrap_err().0;
+            assert!(!e.contains('\n') && e.contains("must be"), "{bad}: {e}");
+        }
         let e = parse("[[client]]\nip = \"10.0.0.300\"\n", "t.toml")
             .unwrap_err()
             .0;

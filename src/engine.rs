@@ -16,6 +16,7 @@ use std::net::IpAddr;
 use crate::classify::{Classifier, ClassifyConfig, ClosedBin, Downstream, ShardStats};
 use crate::decode::link::LinkType;
 use crate::decode::{DecodeLimits, DecodeStats, Decoder, DnsSighting, EventSink};
+use crate::detect::flood::WarmupCap;
 use crate::detect::{Alert, ClientOverride, Detector, DetectorConfig};
 use crate::event::{Batch, Event, RawDns};
 use crate::input::InputEvent;
@@ -61,6 +62,45 @@ pub fn merge(parts: impl IntoIterator<Item = Closed>) -> Vec<Closed> {
     out
 }
 
+/// [`merge`], then the sensor-wide cap on alerts of warm-up clients
+/// ([`crate::detect::flood`]): what the output thread (or the engine) writes.
+pub struct Merger {
+    cap: WarmupCap,
+    last_end: Option<i64>,
+}
+
+impl Merger {
+    pub fn new(cfg: &EngineConfig) -> Self {
+        Merger {
+            cap: WarmupCap::new(cfg.detect.max_warmup_alerts_per_bin),
+            last_end: None,
+        }
+    }
+
+    pub fn merge(&mut self, parts: impl IntoIterator<Item = Closed>) -> Vec<Closed> {
+        let mut out = merge(parts);
+        for c in &mut out {
+            self.cap.apply(c.bin.start, c.bin.end, &mut c.alerts);
+            self.last_end = Some(c.bin.end);
+        }
+        out
+    }
+
+    /// End of input: the aggregate alert, if open, ends (an empty bin with it).
+    pub fn finish(&mut self) -> Option<Closed> {
+        let end = self.last_end?;
+        let a = self.cap.finish(end)?;
+        Some(Closed {
+            bin: ClosedBin {
+                start: end,
+                end,
+                clients: Vec::new(),
+            },
+            alerts: vec![a],
+        })
+    }
+}
+
 /// Classify, then detect, for the clients of one shard.
 pub struct Stage {
     classifier: Classifier,
@@ -82,7 +122,7 @@ impl Downstream for Detect<'_> {
         self.closed.push(Closed { bin, alerts });
     }
     fn keep(&self, ip: &IpAddr) -> bool {
-        self.detector.is_alerting(ip)
+        self.detector.is_alerting(ip) || self.detector.is_configured(ip)
     }
     fn evicted(&mut self, ip: &IpAddr) {
         self.detector.forget(ip);
@@ -366,6 +406,7 @@ pub fn push_dns(b: &mut Batch, d: &DnsSighting<'_>) {
 /// Every stage on one thread.
 pub struct Engine {
     pub front: Front<Direct>,
+    merger: Merger,
 }
 
 impl Engine {
@@ -376,6 +417,7 @@ impl Engine {
         };
         Engine {
             front: Front::new(back, cfg.classify.bins, cfg.decode.clone()),
+            merger: Merger::new(cfg),
         }
     }
 
@@ -389,14 +431,16 @@ impl Engine {
 
     /// Bins closed (with their alerts) since the last call, merged.
     pub fn take(&mut self) -> Vec<Closed> {
-        merge(self.front.back.stage.take())
+        self.merger.merge(self.front.back.stage.take())
     }
 
     /// End of input: flushes every bin and ends every incident.
     pub fn finish(&mut self) -> Vec<Closed> {
         self.front.flush();
         self.front.back.stage.finish();
-        self.take()
+        let mut out = self.take();
+        out.extend(self.merger.finish());
+        out
     }
 
     pub fn shard_stats(&self) -> ShardStats {

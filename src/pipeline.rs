@@ -13,16 +13,27 @@
 //! the same bytes whatever the number of shards. In lossless mode (files) a
 //! full channel blocks the capture thread; otherwise (live) the batch is
 //! dropped and counted, and the capture thread never waits.
+//!
+//! The output queue is bounded too (issue 12: with a stalled reader of
+//! stdout it grew by gigabytes). In live mode a shard charges what it queues
+//! (client records, alerts) against `output_queue_records` and
+//! `output_queue_alerts` before sending, and the output thread releases it
+//! once written: over the record budget a tick's client records (the
+//! client_stats lines) are dropped first, over the alert budget its alerts,
+//! both counted (`output_drops` in capture_stats). The tick itself always
+//! goes, so bins stay aligned. `Running::finish_within` gives up on a stuck
+//! writer after a deadline, so SIGTERM ends `live` in a stated time.
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, unbounded};
 
 use crate::decode::{DnsSighting, EventSink};
-use crate::engine::{Back, Closed, EngineConfig, Front, Stage, merge, push_dns};
+use crate::engine::{Back, Closed, EngineConfig, Front, Merger, Stage, push_dns};
 use crate::event::{Batch, Event};
 use crate::output::{CaptureSnapshot, ClassifierHealth, Sink};
 use crate::smtp::SmtpEvent;
@@ -37,7 +48,66 @@ pub struct PipelineConfig {
     pub channel_batches: usize,
     /// Files: block on a full channel. Live: drop the batch and count it.
     pub lossless: bool,
+    /// Live: client records (client_stats lines) queued for the output at most.
+    pub output_queue_records: usize,
+    /// Live: alerts queued for the output at most.
+    pub output_queue_alerts: usize,
     pub engine: EngineConfig,
+}
+
+/// What is queued for the output thread, and what was dropped for lack of room.
+#[derive(Debug, Default)]
+pub struct OutputBudget {
+    records: AtomicUsize,
+    alerts: AtomicUsize,
+    max_records: usize,
+    max_alerts: usize,
+    lossy: bool,
+    pub dropped_records: AtomicU64,
+    pub dropped_alerts: AtomicU64,
+}
+
+impl OutputBudget {
+    /// Charges a shard's answer to a tick; strips what does not fit (live
+    /// only). Returns what was charged, released once written.
+    fn charge(&self, closed: &mut [Closed]) -> (usize, usize) {
+        if !self.lossy {
+            return (0, 0);
+        }
+        let records: usize = closed.iter().map(|c| c.bin.clients.len()).sum();
+        let alerts: usize = closed.iter().map(|c| c.alerts.len()).sum();
+        let mut charged = (0, 0);
+        if self.records.load(Ordering::Relaxed) + records > self.max_records {
+            self.dropped_records
+                .fetch_add(records as u64, Ordering::Relaxed);
+            closed.iter_mut().for_each(|c| c.bin.clients = Vec::new());
+        } else {
+            self.records.fetch_add(records, Ordering::Relaxed);
+            charged.0 = records;
+        }
+        if self.alerts.load(Ordering::Relaxed) + alerts > self.max_alerts {
+            self.dropped_alerts
+                .fetch_add(alerts as u64, Ordering::Relaxed);
+            closed.iter_mut().for_each(|c| c.alerts = Vec::new());
+        } else {
+            self.alerts.fetch_add(alerts, Ordering::Relaxed);
+            charged.1 = alerts;
+        }
+        charged
+    }
+
+    fn release(&self, (records, alerts): (usize, usize)) {
+        self.records.fetch_sub(records, Ordering::Relaxed);
+        self.alerts.fetch_sub(alerts, Ordering::Relaxed);
+    }
+
+    /// (client records, alerts) dropped so far because the output was behind.
+    pub fn dropped(&self) -> (u64, u64) {
+        (
+            self.dropped_records.load(Ordering::Relaxed),
+            self.dropped_alerts.load(Ordering::Relaxed),
+        )
+    }
 }
 
 enum ShardMsg {
@@ -50,6 +120,8 @@ enum OutMsg {
     Closed {
         shard: usize,
         closed: Vec<Closed>,
+        /// (records, alerts) charged to the output budget.
+        charged: (usize, usize),
     },
     Done(ClassifierHealth),
     /// Replace the output's writer (SIGHUP, log rotation): lines queued
@@ -229,12 +301,23 @@ pub struct Running {
     pub capture: CaptureSide,
     shards: Vec<JoinHandle<()>>,
     output: JoinHandle<(Box<dyn Sink>, std::io::Result<()>)>,
+    /// Told when the output thread is done (for a deadline on a stuck writer).
+    output_done: Receiver<()>,
+    pub budget: Arc<OutputBudget>,
 }
 
 /// Starts shard and output threads; the caller drives `capture`.
 pub fn start(cfg: PipelineConfig, output: Box<dyn Sink>) -> Running {
     let workers = cfg.workers.max(1);
+    // Unbounded as a channel, bounded by the budget: a shard never waits
+    // for the output, and what is queued is capped by count.
     let (out_tx, out_rx) = unbounded::<OutMsg>();
+    let budget = Arc::new(OutputBudget {
+        max_records: cfg.output_queue_records,
+        max_alerts: cfg.output_queue_alerts,
+        lossy: !cfg.lossless,
+        ..OutputBudget::default()
+    });
     let (pool_tx, pool_rx) = bounded::<Batch>(workers * cfg.channel_batches + workers);
     let mut senders = Vec::new();
     let mut shards = Vec::new();
@@ -244,18 +327,26 @@ pub fn start(cfg: PipelineConfig, output: Box<dyn Sink>) -> Running {
         let out = out_tx.clone();
         let pool = pool_tx.clone();
         let stage = Stage::new(&cfg.engine, workers);
+        let b = budget.clone();
         shards.push(
             std::thread::Builder::new()
                 .name(format!("mxwatch-shard-{i}"))
-                .spawn(move || shard_loop(i, stage, rx, out, pool))
+                .spawn(move || shard_loop(i, stage, rx, out, pool, b))
                 .expect("spawn shard thread"),
         );
     }
     let output_failed = Arc::new(AtomicBool::new(false));
     let failed = output_failed.clone();
+    let merger = Merger::new(&cfg.engine);
+    let (done_tx, output_done) = bounded::<()>(1);
+    let b = budget.clone();
     let output = std::thread::Builder::new()
         .name("mxwatch-output".into())
-        .spawn(move || output_loop(output, out_rx, workers, failed))
+        .spawn(move || {
+            let r = output_loop(output, merger, out_rx, workers, failed, b);
+            let _ = done_tx.send(());
+            r
+        })
         .expect("spawn output thread");
     let sharder = Sharder {
         senders,
@@ -278,6 +369,8 @@ pub fn start(cfg: PipelineConfig, output: Box<dyn Sink>) -> Running {
         capture,
         shards,
         output,
+        output_done,
+        budget,
     }
 }
 
@@ -299,6 +392,38 @@ impl Running {
         drop(self.capture);
         self.output.join().expect("output thread")
     }
+
+    /// [`Self::finish`] with a deadline for the output: a writer stuck for
+    /// longer (a stalled pipe, a hung NFS mount) is abandoned with an error,
+    /// so that SIGTERM ends the process in time. Shards never wait for the
+    /// output, so only the writer can be late.
+    pub fn finish_within(
+        mut self,
+        deadline: Duration,
+        final_health: impl FnOnce(&mut CaptureSide) -> Vec<CaptureSnapshot>,
+    ) -> std::io::Result<()> {
+        let t0 = std::time::Instant::now();
+        self.capture.front.back.broadcast(|| ShardMsg::Finish);
+        for s in self.shards.drain(..) {
+            let _ = s.join();
+        }
+        let snaps = final_health(&mut self.capture);
+        self.capture.health(snaps);
+        drop(self.capture);
+        let left = deadline.saturating_sub(t0.elapsed());
+        match self.output_done.recv_timeout(left) {
+            Ok(()) | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                self.output.join().expect("output thread").1
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "the output did not take the last lines within {:.1} s of the stop: giving up on them",
+                    deadline.as_secs_f64()
+                ),
+            )),
+        }
+    }
 }
 
 fn shard_loop(
@@ -307,7 +432,16 @@ fn shard_loop(
     rx: Receiver<ShardMsg>,
     out: Sender<OutMsg>,
     pool: Sender<Batch>,
+    budget: Arc<OutputBudget>,
 ) {
+    let send = |mut closed: Vec<Closed>| {
+        let charged = budget.charge(&mut closed);
+        let _ = out.send(OutMsg::Closed {
+            shard: id,
+            closed,
+            charged,
+        });
+    };
     for msg in rx {
         match msg {
             ShardMsg::Batch(mut b) => {
@@ -317,17 +451,11 @@ fn shard_loop(
             }
             ShardMsg::Tick(t) => {
                 stage.tick(t);
-                let _ = out.send(OutMsg::Closed {
-                    shard: id,
-                    closed: stage.take(),
-                });
+                send(stage.take());
             }
             ShardMsg::Finish => {
                 stage.finish();
-                let _ = out.send(OutMsg::Closed {
-                    shard: id,
-                    closed: stage.take(),
-                });
+                send(stage.take());
                 break;
             }
         }
@@ -335,21 +463,25 @@ fn shard_loop(
     let _ = out.send(OutMsg::Done(ClassifierHealth {
         shards: stage.stats(),
         clients_tracked: stage.clients(),
+        ..ClassifierHealth::default()
     }));
 }
 
 fn output_loop(
     mut output: Box<dyn Sink>,
+    mut merger: Merger,
     rx: Receiver<OutMsg>,
     workers: usize,
     failed: Arc<AtomicBool>,
+    budget: Arc<OutputBudget>,
 ) -> (Box<dyn Sink>, std::io::Result<()>) {
     let mut result = Ok(());
     // Each shard's answers to ticks, oldest first; a tick is written once
     // every shard has answered it.
-    let mut pending: Vec<std::collections::VecDeque<Vec<Closed>>> =
+    let mut pending: Vec<std::collections::VecDeque<(Vec<Closed>, (usize, usize))>> =
         vec![Default::default(); workers];
     let mut health = ClassifierHealth::default();
+    let mut done = 0;
     let record = |r: std::io::Result<()>, result: &mut std::io::Result<()>| {
         if let Err(e) = r {
             failed.store(true, Ordering::Relaxed);
@@ -360,28 +492,46 @@ fn output_loop(
     };
     for msg in rx {
         match msg {
-            OutMsg::Closed { shard, closed } => {
-                pending[shard].push_back(closed);
+            OutMsg::Closed {
+                shard,
+                closed,
+                charged,
+            } => {
+                pending[shard].push_back((closed, charged));
                 while pending.iter().all(|p| !p.is_empty()) {
-                    let tick: Vec<Closed> = pending
-                        .iter_mut()
-                        .filter_map(|p| p.pop_front())
-                        .flatten()
-                        .collect();
+                    let mut tick: Vec<Closed> = Vec::new();
+                    let mut release = Vec::new();
+                    for (c, ch) in pending.iter_mut().filter_map(|p| p.pop_front()) {
+                        tick.extend(c);
+                        release.push(ch);
+                    }
                     if result.is_ok() {
-                        let r = merge(tick)
+                        let r = merger
+                            .merge(tick)
                             .iter()
                             .try_for_each(|c| output.bin_lines(&c.bin, &c.alerts));
                         record(r, &mut result);
                     }
+                    release.into_iter().for_each(|ch| budget.release(ch));
                 }
             }
-            OutMsg::Done(h) => health.add(&h),
+            OutMsg::Done(h) => {
+                health.add(&h);
+                done += 1;
+                if done == workers
+                    && result.is_ok()
+                    && let Some(c) = merger.finish()
+                {
+                    let r = output.bin_lines(&c.bin, &c.alerts);
+                    record(r, &mut result);
+                }
+            }
             OutMsg::Reopen(w) => {
                 let r = output.reopen(w);
                 record(r, &mut result);
             }
             OutMsg::Health(snaps) => {
+                (health.output_dropped_records, health.output_dropped_alerts) = budget.dropped();
                 if result.is_ok() {
                     let r = snaps
                         .iter()

@@ -68,6 +68,7 @@ fn engine_bytes(s: &Settings, files: &[PathBuf], frames: &Frames) -> Vec<u8> {
     let health = ClassifierHealth {
         shards: eng.shard_stats(),
         clients_tracked: eng.clients(),
+        ..ClassifierHealth::default()
     };
     let snap = run::file_snapshot(&mut eng.front, files);
     out.capture_stats(&snap, &health).unwrap();

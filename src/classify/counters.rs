@@ -211,6 +211,13 @@ impl ClientBin {
         self.smtp.distinct_clients = self.smtp_clients.estimate().0;
     }
 
+    /// Frees the bitmaps once [`Self::finalize`] has read them (a closed bin
+    /// carries its estimates, not 512 bytes per sketch, to detection and output).
+    pub fn release_sketches(&mut self) {
+        self.names_seen = Distinct::default();
+        self.smtp_clients = Distinct::default();
+    }
+
     pub fn see_server(&mut self, ip: IpAddr) {
         if let Some((_, n)) = self.servers.iter_mut().find(|(s, _)| *s == ip) {
             *n += 1;

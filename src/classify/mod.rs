@@ -12,8 +12,8 @@
 pub mod counters;
 pub mod names;
 pub mod pending;
+pub mod table;
 
-use crate::FastMap;
 use std::net::IpAddr;
 
 use crate::dns::{self, DnsError, QtypeBucket, RcodeBucket};
@@ -24,6 +24,7 @@ use crate::time::Bins;
 pub use counters::{ClientBin, DnsCounts, SUB_BINS, SmtpCounts};
 use names::DomainLearner;
 use pending::{Pending, QueryKey};
+use table::{ClientTable, Touch};
 
 #[derive(Debug, Clone)]
 pub struct ClassifyConfig {
@@ -48,6 +49,10 @@ pub struct ShardStats {
     pub dns_unsolicited_responses: u64,
     pub pending_evicted: u64,
     pub clients_evicted: u64,
+    /// Of the evicted clients, those with history (protected segment).
+    pub clients_protected_evicted: u64,
+    /// Clients moved from probation to protected.
+    pub clients_promoted: u64,
     /// Events of new clients turned away while the client table was full.
     pub clients_overflow_events: u64,
     pub learn_candidates_dropped: u64,
@@ -63,6 +68,8 @@ impl ShardStats {
         self.dns_unsolicited_responses += o.dns_unsolicited_responses;
         self.pending_evicted += o.pending_evicted;
         self.clients_evicted += o.clients_evicted;
+        self.clients_protected_evicted += o.clients_protected_evicted;
+        self.clients_promoted += o.clients_promoted;
         self.clients_overflow_events += o.clients_overflow_events;
         self.learn_candidates_dropped += o.learn_candidates_dropped;
         self.out_of_order_events += o.out_of_order_events;
@@ -103,16 +110,11 @@ pub trait Downstream {
     fn evicted(&mut self, ip: &IpAddr);
 }
 
-#[derive(Debug)]
-struct Client {
-    bin: ClientBin,
-    learner: DomainLearner,
-    last_active_bin: i64,
-}
-
 pub struct Classifier {
     cfg: ClassifyConfig,
-    clients: FastMap<IpAddr, Client>,
+    clients: ClientTable,
+    /// Clients evicted during the current event, told downstream after it.
+    evicted: Vec<IpAddr>,
     pending: Pending,
     bin_start: Option<i64>,
     name: Vec<u8>,
@@ -123,8 +125,9 @@ impl Classifier {
     pub fn new(cfg: ClassifyConfig) -> Self {
         Classifier {
             pending: Pending::new(cfg.max_pending),
+            clients: ClientTable::new(cfg.max_clients),
             cfg,
-            clients: FastMap::default(),
+            evicted: Vec::new(),
             bin_start: None,
             name: Vec::with_capacity(dns::NAME_MAX),
             stats: ShardStats::default(),
@@ -134,6 +137,11 @@ impl Classifier {
     pub fn stats(&self) -> ShardStats {
         let mut s = self.stats;
         s.pending_evicted = self.pending.evicted;
+        let t = self.clients.stats;
+        s.clients_evicted = t.evicted;
+        s.clients_protected_evicted = t.protected_evicted;
+        s.clients_promoted = t.promoted;
+        s.clients_overflow_events = t.overflow_events;
         s
     }
 
@@ -147,12 +155,15 @@ impl Classifier {
             match ev {
                 Event::Dns(d) => {
                     self.advance(d.ts, out);
-                    self.on_dns(d, batch.dns_bytes(d));
+                    self.on_dns(d, batch.dns_bytes(d), &|ip| out.keep(ip));
                 }
                 Event::Smtp(s) => {
                     self.advance(s.ts_micros, out);
-                    self.on_smtp(s);
+                    self.on_smtp(s, &|ip| out.keep(ip));
                 }
+            }
+            for ip in self.evicted.drain(..) {
+                out.evicted(&ip);
             }
         }
     }
@@ -201,7 +212,6 @@ impl Classifier {
             let end = start + self.cfg.bins.micros;
             let bin = self.close_bin(start, end);
             out.closed(bin);
-            self.evict_idle(out);
             // After a long silence, jump instead of closing empty bins one by one
             // beyond what the downstream's windows can use.
             let skip_to = target - self.cfg.bins.micros * self.cfg.idle_bins_closed as i64;
@@ -232,6 +242,7 @@ impl Classifier {
         for ip in ips {
             let c = self.clients.get_mut(&ip).expect("listed client");
             c.bin.finalize();
+            c.bin.release_sketches();
             let local = self
                 .cfg
                 .local_domains
@@ -250,30 +261,14 @@ impl Classifier {
         closed
     }
 
-    /// Keeps the client table under its cap: when above 90 %, the clients
-    /// idle longest (and not kept by the downstream) go, down to 80 %.
-    fn evict_idle(&mut self, down: &mut impl Downstream) {
-        let cap = self.cfg.max_clients;
-        if self.clients.len() * 10 <= cap * 9 {
-            return;
-        }
-        let mut idle: Vec<(i64, IpAddr)> = self
-            .clients
-            .iter()
-            .filter(|(ip, _)| !down.keep(ip))
-            .map(|(ip, c)| (c.last_active_bin, *ip))
-            .collect();
-        idle.sort();
-        let excess = self.clients.len().saturating_sub(cap * 8 / 10);
-        for (_, ip) in idle.into_iter().take(excess) {
-            self.clients.remove(&ip);
-            down.evicted(&ip);
-            self.stats.clients_evicted += 1;
-        }
-    }
-
-    fn client(&mut self, ip: IpAddr) -> Option<&mut Client> {
-        client_entry(&mut self.clients, self.cfg.max_clients, &mut self.stats, ip)
+    fn client(
+        &mut self,
+        ip: IpAddr,
+        what: Touch,
+        keep: &dyn Fn(&IpAddr) -> bool,
+    ) -> Option<&mut table::Client> {
+        let bin = self.bin_start.unwrap_or(0);
+        self.clients.touch(ip, what, bin, keep, &mut self.evicted)
     }
 
     fn sub_bin(&self, ts: i64) -> usize {
@@ -282,7 +277,7 @@ impl Classifier {
         (off * SUB_BINS as i64 / self.cfg.bins.micros) as usize
     }
 
-    fn on_dns(&mut self, d: &RawDns, bytes: &[u8]) {
+    fn on_dns(&mut self, d: &RawDns, bytes: &[u8], keep: &dyn Fn(&IpAddr) -> bool) {
         self.stats.dns_messages += 1;
         let mut name = std::mem::take(&mut self.name);
         let parsed = if dns::is_plain_response(bytes) {
@@ -312,8 +307,9 @@ impl Classifier {
         };
         let sub = self.sub_bin(d.ts);
         let local_domains = &self.cfg.local_domains;
-        let max_clients = self.cfg.max_clients;
+        let bin = self.bin_start.unwrap_or(0);
         let stats = &mut self.stats;
+        let evicted = &mut self.evicted;
         let clients = &mut self.clients;
         let mut unanswered = |c: IpAddr| {
             if let Some(cl) = clients.get_mut(&c) {
@@ -329,7 +325,7 @@ impl Classifier {
             if !d.query_only {
                 self.pending.query(key, &mut unanswered);
             }
-            let Some(c) = client_entry(clients, max_clients, stats, d.client) else {
+            let Some(c) = clients.touch(d.client, Touch::Query, bin, keep, evicted) else {
                 self.name = name;
                 return;
             };
@@ -359,7 +355,7 @@ impl Classifier {
             if !self.pending.response(&key) {
                 stats.dns_unsolicited_responses += 1;
             }
-            let Some(c) = client_entry(clients, max_clients, stats, d.client) else {
+            let Some(c) = clients.touch(d.client, Touch::Response, bin, keep, evicted) else {
                 self.name = name;
                 return;
             };
@@ -381,8 +377,10 @@ impl Classifier {
         self.name = name;
     }
 
-    fn on_smtp(&mut self, e: &SmtpEvent) {
-        let Some(c) = self.client(e.ip) else { return };
+    fn on_smtp(&mut self, e: &SmtpEvent, keep: &dyn Fn(&IpAddr) -> bool) {
+        let Some(c) = self.client(e.ip, Touch::Smtp, keep) else {
+            return;
+        };
         let b = &mut c.bin;
         match &e.kind {
             SmtpEventKind::SessionStart => {
@@ -421,27 +419,6 @@ impl Classifier {
             }
             SmtpEventKind::StartTls => b.smtp.encrypted += 1,
         }
-    }
-}
-
-fn client_entry<'a>(
-    clients: &'a mut FastMap<IpAddr, Client>,
-    max_clients: usize,
-    stats: &mut ShardStats,
-    ip: IpAddr,
-) -> Option<&'a mut Client> {
-    let full = clients.len() >= max_clients;
-    match clients.entry(ip) {
-        std::collections::hash_map::Entry::Occupied(e) => Some(e.into_mut()),
-        std::collections::hash_map::Entry::Vacant(_) if full => {
-            stats.clients_overflow_events += 1;
-            None
-        }
-        std::collections::hash_map::Entry::Vacant(v) => Some(v.insert(Client {
-            bin: ClientBin::default(),
-            learner: DomainLearner::default(),
-            last_active_bin: 0,
-        })),
     }
 }
 

@@ -7,7 +7,14 @@
 //! over segments both work; a retransmitted segment (data before the next
 //! expected sequence number) is trimmed, not counted twice. A gap (a lost or
 //! reordered segment) resynchronises on the next segment, counted. The flow
-//! table is capped; when full, the stalest flow is evicted and counted.
+//! table is capped; when full, the stalest flow (least recently seen) is
+//! evicted and counted. Recency is kept in a touch queue with lazy deletion
+//! (an entry whose stamp no longer matches its flow's is skipped, and the
+//! queue is compacted when it holds twice the flows): every segment and every
+//! eviction is O(1) amortised, never a scan of the table (issue 12: a flood
+//! of one-segment flows cost a full scan per new flow).
+
+use std::collections::VecDeque;
 
 use crate::FastMap;
 use std::net::IpAddr;
@@ -35,6 +42,8 @@ struct Stream {
     msg_read: usize,
     head: Vec<u8>,
     last_seen: i64,
+    /// The stamp of this flow's latest entry in the touch queue.
+    stamp: u64,
 }
 
 impl Stream {
@@ -47,6 +56,7 @@ impl Stream {
             msg_read: 0,
             head: Vec::new(),
             last_seen: ts,
+            stamp: 0,
         }
     }
 
@@ -68,6 +78,9 @@ pub struct TcpDnsStats {
 #[derive(Debug)]
 pub struct TcpDnsReassembler {
     streams: FastMap<Key, Stream>,
+    /// Flows by last touch, oldest first (lazily cleaned).
+    touched: VecDeque<(Key, u64)>,
+    next_stamp: u64,
     max_flows: usize,
     pub stats: TcpDnsStats,
 }
@@ -76,6 +89,8 @@ impl TcpDnsReassembler {
     pub fn new(max_flows: usize) -> Self {
         TcpDnsReassembler {
             streams: FastMap::default(),
+            touched: VecDeque::new(),
+            next_stamp: 1,
             max_flows: max_flows.max(1),
             stats: TcpDnsStats::default(),
         }
@@ -95,6 +110,9 @@ impl TcpDnsReassembler {
             src_port: seg.src_port,
             dst_port: seg.dst_port,
         };
+        if self.touched.len() > 2 * self.streams.len() + 64 {
+            self.compact();
+        }
         if seg.rst {
             self.streams.remove(&key);
             return;
@@ -109,6 +127,13 @@ impl TcpDnsReassembler {
         }
         let s = self.streams.entry(key).or_insert_with(|| Stream::new(ts));
         s.last_seen = ts;
+        // Re-queue only when something else was touched since (a burst of
+        // segments of one flow costs one entry).
+        if s.stamp + 1 != self.next_stamp || s.stamp == 0 {
+            s.stamp = self.next_stamp;
+            self.next_stamp += 1;
+            self.touched.push_back((key, s.stamp));
+        }
         if seg.syn {
             s.next_seq = Some(seg.seq.wrapping_add(1));
             s.reset_framing();
@@ -169,18 +194,32 @@ impl TcpDnsReassembler {
     /// Drops streams idle since before `cutoff` (packet time).
     pub fn expire(&mut self, cutoff: i64) {
         self.streams.retain(|_, s| s.last_seen >= cutoff);
+        self.compact();
     }
 
+    fn is_live(&self, (key, stamp): &(Key, u64)) -> bool {
+        self.streams.get(key).is_some_and(|s| s.stamp == *stamp)
+    }
+
+    /// Evicts the least recently touched flow: O(1) amortised.
     fn evict_stalest(&mut self) {
-        if let Some(k) = self
-            .streams
-            .iter()
-            .min_by_key(|(k, s)| (s.last_seen, **k))
-            .map(|(k, _)| *k)
-        {
-            self.streams.remove(&k);
-            self.stats.flows_evicted += 1;
+        while let Some(entry) = self.touched.pop_front() {
+            if self.is_live(&entry) {
+                self.streams.remove(&entry.0);
+                self.stats.flows_evicted += 1;
+                break;
+            }
         }
+        if self.touched.len() > 2 * self.streams.len() + 64 {
+            self.compact();
+        }
+    }
+
+    /// Drops stale queue entries (keeps the queue within twice the flows).
+    fn compact(&mut self) {
+        let streams = &self.streams;
+        self.touched
+            .retain(|(k, stamp)| streams.get(k).is_some_and(|s| s.stamp == *stamp));
     }
 }
 

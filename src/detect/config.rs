@@ -34,6 +34,10 @@ pub struct DetectorConfig {
     pub warmup_prior_qps: f64,
     /// ... and must exceed it this many times, unless its own SMTP rules corroborate.
     pub warmup_ratio: f64,
+    /// Incidents of warm-up clients (no baseline yet) that may start per bin,
+    /// sensor-wide; the rest fold into one `spoofed_source_flood` alert
+    /// (spoofed sources have no history, and each would alert on its own).
+    pub max_warmup_alerts_per_bin: usize,
     /// spam_relay: MX lookups make at least this share of the excess queries
     /// (half of it when the server's outbound SMTP sessions flood too).
     pub mx_excess_share: f64,
@@ -92,6 +96,7 @@ impl Default for DetectorConfig {
             log10_p: -6.0,
             warmup_prior_qps: 0.5,
             warmup_ratio: 10.0,
+            max_warmup_alerts_per_bin: 10,
             mx_excess_share: 0.3,
             spam_bot_min_mx_domains: 20,
             unresolved_min: 5,

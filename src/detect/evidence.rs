@@ -28,6 +28,8 @@ pub struct Evidence {
     pub warmup: bool,
     /// Other rules with an incident open for this client.
     pub related_alerts: Vec<&'static str>,
+    /// The aggregate `spoofed_source_flood` alert's numbers.
+    pub flood: Option<super::flood::FloodEvidence>,
 }
 
 /// Samples kept in an alert.
@@ -86,6 +88,7 @@ pub fn evidence(
         smtp_peers: top_peers(run),
         warmup: !warm,
         related_alerts: Vec::new(),
+        flood: None,
         excess: Excess::of(&t, base, cfg),
         totals: t,
     }

@@ -18,6 +18,7 @@ pub mod config;
 pub mod dns_query_flood;
 pub mod evidence;
 pub mod excess;
+pub mod flood;
 pub mod rule;
 pub mod smtp_alpha;
 pub mod smtp_outbound_flood;
@@ -100,6 +101,12 @@ pub enum Why {
     EndOfInput { quiet_since: i64 },
     /// Ended because the evidence now names another rule (its incident starts in the same bin).
     Reclassified { to: &'static str },
+    /// The aggregate of warm-up incidents beyond the per-bin cap ([`flood`]).
+    SpoofedFlood {
+        suppressed: u64,
+        clients: u64,
+        cap: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -142,7 +149,8 @@ struct ClientState {
     recent: VecDeque<BinSummary>,
     base: Baselines,
     /// One slot per incident kind: the DNS family, then each other rule.
-    slots: Vec<Option<Active>>,
+    /// Boxed: most clients never alert, and an empty slot is then 8 bytes.
+    slots: Vec<Option<Box<Active>>>,
     server: Option<IpAddr>,
     /// Seen receiving SMTP sessions: a mail server.
     smtp_server: bool,
@@ -203,6 +211,11 @@ impl Detector {
             .is_some_and(|c| c.slots.iter().any(Option::is_some))
     }
 
+    /// A client named in the configuration (`[[client]]`): never evicted.
+    pub fn is_configured(&self, ip: &IpAddr) -> bool {
+        self.overrides.contains_key(ip)
+    }
+
     pub fn forget(&mut self, ip: &IpAddr) {
         self.clients.remove(ip);
     }
@@ -235,6 +248,7 @@ impl Detector {
         let slots = 1 + self.own_rules.len();
         let st = self.clients.entry(ip).or_insert_with(|| ClientState {
             slots: vec![None; slots],
+            recent: VecDeque::with_capacity(cfg.confirm_bins.max(1) + 1),
             ..ClientState::default()
         });
         if let Some(s) = bin.main_server() {
@@ -442,7 +456,7 @@ impl Detector {
 
 #[allow(clippy::too_many_arguments)]
 fn step_slot(
-    slot: &mut Option<Active>,
+    slot: &mut Option<Box<Active>>,
     new: Option<Finding>,
     holds_now: bool,
     summary: &BinSummary,
@@ -455,7 +469,7 @@ fn step_slot(
         None => {
             let f = new?;
             let start = run.first().map_or(summary.start, |b| b.start);
-            *slot = Some(Active {
+            *slot = Some(Box::new(Active {
                 rule: f.rule,
                 id: alert_id(ip, f.rule, start),
                 start,
@@ -464,7 +478,7 @@ fn step_slot(
                 quiet: 0,
                 disagree: 0,
                 bins: run.iter().cloned().collect(),
-            });
+            }));
             Some(Phase::Start)
         }
         Some(a) if holds_now => {

@@ -68,6 +68,19 @@ pub struct EvidenceOut<'a> {
     warmup: bool,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     related_alerts: &'a [&'static str],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spoofed_source_flood: Option<FloodOut>,
+}
+
+/// `mxwatch.evidence.spoofed_source_flood` (the aggregate alert only).
+#[derive(Debug, Serialize)]
+struct FloodOut {
+    suppressed_starts: u64,
+    suppressed_lines: u64,
+    suppressed_total: u64,
+    warmup_clients: u64,
+    by_rule: BTreeMap<&'static str, u64>,
+    sample_sources: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -183,6 +196,14 @@ impl<'a> EvidenceOut<'a> {
             },
             warmup: e.warmup,
             related_alerts: &e.related_alerts,
+            spoofed_source_flood: e.flood.as_ref().map(|f| FloodOut {
+                suppressed_starts: f.suppressed_starts,
+                suppressed_lines: f.suppressed_lines,
+                suppressed_total: f.suppressed_total,
+                warmup_clients: f.warmup_clients,
+                by_rule: f.by_rule.iter().copied().collect(),
+                sample_sources: f.sample_sources.iter().map(|i| i.to_string()).collect(),
+            }),
         }
     }
 }

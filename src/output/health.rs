@@ -17,6 +17,10 @@ use crate::time::rfc3339_micros;
 pub struct ClassifierHealth {
     pub shards: ShardStats,
     pub clients_tracked: usize,
+    /// Live: client records (client_stats lines) and alerts dropped because
+    /// the output was behind (its queue is bounded).
+    pub output_dropped_records: u64,
+    pub output_dropped_alerts: u64,
 }
 
 impl ClassifierHealth {
@@ -101,6 +105,8 @@ pub fn line<'a>(
                 },
                 smtp: snap.smtp,
                 channel_drops: ChannelDropsOut {
+                    output_client_stats: h.output_dropped_records,
+                    output_alerts: h.output_dropped_alerts,
                     batches: snap.dropped_batches,
                     events: snap.dropped_events,
                     frame_batches: snap.dropped_frames.map(|d| d.0),
@@ -108,6 +114,8 @@ pub fn line<'a>(
                 },
                 evictions: EvictionsOut {
                     clients: s.clients_evicted,
+                    clients_protected: s.clients_protected_evicted,
+                    clients_promoted: s.clients_promoted,
                     client_overflow_events: s.clients_overflow_events,
                     pending_queries: s.pending_evicted,
                     tcp_dns_flows: d.tcp_dns_flows_evicted,

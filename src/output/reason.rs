@@ -17,6 +17,16 @@ pub fn reason(a: &Alert) -> String {
         Why::Reclassified { to } => {
             format!("{name} ended: the evidence now points to {to}, which continues the incident.")
         }
+        Why::SpoofedFlood {
+            suppressed,
+            clients,
+            cap,
+        } if a.phase != crate::detect::Phase::End => format!(
+            "{suppressed} alerts of clients first seen (no baseline) folded into this one, beyond {cap} per bin ({clients} such clients alerting in this bin): many new sources alerting at once is what spoofed traffic looks like; samples in the evidence."
+        ),
+        Why::SpoofedFlood { .. } => {
+            format!("{name} ended: no more than the cap of alerts from new clients in this bin.")
+        }
         Why::EndOfInput { quiet_since } => format!(
             "{name} ended: quiet since {} (end of input)",
             rfc3339_micros(*quiet_since)

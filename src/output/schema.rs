@@ -284,11 +284,19 @@ pub struct ChannelDropsOut {
     pub frame_batches: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frames: Option<u64>,
+    /// Live: client records (client_stats lines, before `--top` folding) and
+    /// alert lines dropped because the output queue was full (a stuck writer).
+    pub output_client_stats: u64,
+    pub output_alerts: u64,
 }
 
 #[derive(Debug, Serialize)]
 pub struct EvictionsOut {
     pub clients: u64,
+    /// Of `clients`, those with history (the client table's protected segment).
+    pub clients_protected: u64,
+    /// Clients promoted from probation to protected.
+    pub clients_promoted: u64,
     pub client_overflow_events: u64,
     pub pending_queries: u64,
     pub tcp_dns_flows: u64,

@@ -24,7 +24,9 @@
 //!
 //! Every `--stats-interval` and at exit: one capture_stats line per
 //! interface. SIGINT/SIGTERM: the capture threads drain and stop, every bin
-//! and alert is flushed, final lines written, exit 0. SIGHUP: the output file
+//! and alert is flushed, final lines written, exit 0; a writer that does not
+//! take them within `pipeline.stop_timeout_secs` (a stalled pipe) is given
+//! up on: one line on stderr, exit 1, in time. SIGHUP: the output file
 //! is reopened in line order (lines queued before the signal go to the old
 //! file, after it to the new one).
 
@@ -131,7 +133,8 @@ pub fn live(args: &LiveArgs) -> Result<()> {
         reopen(&run.capture.health_sender(), &settings);
     }
     let now = wall_micros();
-    let (_, written) = finish(run, &ifaces, &mut last_libpcap, stats_from, now);
+    let deadline = Duration::from_secs_f64(settings.file.pipeline.stop_timeout_secs);
+    let written = finish(run, deadline, &ifaces, &mut last_libpcap, stats_from, now);
     drive_result?;
     join_result?;
     written.context("writing output")?;
@@ -234,12 +237,13 @@ fn dnstap_snapshot<B: Back>(
 
 fn finish(
     run: Running,
+    deadline: Duration,
     ifaces: &Interfaces,
     last: &mut [(u64, u64, u64)],
     from: i64,
     now: i64,
-) -> (Box<dyn crate::output::Sink>, std::io::Result<()>) {
-    run.finish(|c| {
+) -> std::io::Result<()> {
+    run.finish_within(deadline, |c| {
         snapshots(
             &mut c.front,
             &ifaces.names,
