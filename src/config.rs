@@ -741,6 +741,13 @@ impl Settings {
 
 /// The flags only `live` has.
 pub fn check_live(args: &LiveArgs) -> Result<(), ConfigError> {
+    for (i, name) in args.interfaces.iter().enumerate() {
+        if args.interfaces[..i].contains(name) {
+            return Err(ConfigError(format!(
+                "-i {name} given twice: every packet would be counted twice"
+            )));
+        }
+    }
     if !(args.stats_interval.is_finite()
         && args.stats_interval >= 0.1
         && args.stats_interval <= 31_536_000.0)
@@ -787,6 +794,27 @@ pub fn log_settings(args: &crate::cli::LogArgs) -> Result<crate::input::LogSetti
         year: args.log_year,
         servers,
     })
+}
+
+/// An output file must not be one of the inputs (appending JSON to a capture).
+pub fn check_output_not_input(
+    outputs: &[&std::path::Path],
+    inputs: &[PathBuf],
+) -> Result<(), ConfigError> {
+    for o in outputs {
+        let Ok(o) = std::fs::canonicalize(o) else {
+            continue;
+        };
+        for i in inputs {
+            if std::fs::canonicalize(i).is_ok_and(|i| i == o) {
+                return Err(ConfigError(format!(
+                    "output {} is also an input: refusing to append JSON lines to it",
+                    i.display()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The flags only `report` has.

@@ -186,15 +186,16 @@ const RELAY_END_US: i64 = 1_795_439_805_000_000; // 13:16:45Z
 
 /// Issue 12: the lab's relay merged with ~105,000 spoofed sources re-querying
 /// once per bin (more than the default client cap of 100,000) still gives
-/// its spam_relay, smtp_outbound_flood and smtp_alpha alerts, with the same
-/// start bins. Before the fix every one of them disappeared.
+/// its spam_relay and smtp_outbound_flood alerts (every alert of the plain
+/// read), with the same start bins. Before the fix every one of them disappeared.
 #[test]
 fn a_spoofed_flood_does_not_hide_the_relay() {
     let (dns, smtp) = relay_files();
     let cfg = lab_config();
     let plain = run_read(&["--config", &cfg, "--merge", &dns, &smtp]);
     let expected = starts_of(&plain, "10.53.0.25");
-    for rule in ["spam_relay", "smtp_outbound_flood", "smtp_alpha"] {
+    // (smtp_alpha no longer fires on this capture: the lab settings want 20 sessions.)
+    for rule in ["spam_relay", "smtp_outbound_flood"] {
         assert!(
             expected.iter().any(|(r, _)| r == rule),
             "{rule} in {expected:?}"

@@ -246,3 +246,55 @@ fn fragmented_datagrams_are_reassembled_and_read_once() {
     assert_eq!(c["dns"]["partial"], 0, "every datagram whole");
     assert_eq!(c["dns"]["messages"], 8, "5 unfragmented + 3 reassembled");
 }
+
+#[test]
+fn an_output_that_is_an_input_is_refused_and_a_capture_without_dns_or_smtp_is_said() {
+    // #13: `-o` naming the capture would append JSON to it.
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("in.pcap");
+    std::fs::copy(repo().join("pcaps/dns-basic.pcap"), &cap).unwrap();
+    let before = std::fs::read(&cap).unwrap();
+    let out = mxwatch(&["read", cap.to_str().unwrap(), "-o", cap.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is also an input"), "{err}");
+    assert_eq!(
+        std::fs::read(&cap).unwrap(),
+        before,
+        "the capture was written to"
+    );
+    // A capture with packets but no DNS or SMTP: one warning line, exit 0.
+    let other = dir.path().join("ntp.pcap");
+    let b = etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
+        .ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64)
+        .udp(123, 123);
+    let mut frame = Vec::new();
+    b.write(&mut frame, &[0u8; 48]).unwrap();
+    let mut pcap = Vec::new();
+    for v in [0xa1b2_c3d4u32] {
+        pcap.extend_from_slice(&v.to_le_bytes());
+    }
+    pcap.extend_from_slice(&2u16.to_le_bytes());
+    pcap.extend_from_slice(&4u16.to_le_bytes());
+    pcap.extend_from_slice(&[0; 8]);
+    pcap.extend_from_slice(&65535u32.to_le_bytes());
+    pcap.extend_from_slice(&1u32.to_le_bytes());
+    for t in 0..3u32 {
+        pcap.extend_from_slice(&(1_700_000_000 + t).to_le_bytes());
+        pcap.extend_from_slice(&0u32.to_le_bytes());
+        pcap.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        pcap.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        pcap.extend_from_slice(&frame);
+    }
+    std::fs::write(&other, &pcap).unwrap();
+    let out = mxwatch(&["read", other.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.contains("3 packets read, none with DNS"))
+            .count(),
+        1,
+        "{err}"
+    );
+}

@@ -13,6 +13,7 @@
 
 pub mod action;
 pub mod alert;
+pub mod file;
 pub mod health;
 #[cfg(feature = "kafka")]
 pub mod kafka;

@@ -8,8 +8,7 @@
 //! same JSON bytes go to every output that selected the line's dataset.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,19 +107,7 @@ pub struct Tee {
 }
 
 fn open_file(path: &Option<PathBuf>) -> io::Result<Box<dyn Write + Send>> {
-    Ok(match path {
-        Some(p) => {
-            let f = File::options()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|e| {
-                    io::Error::new(e.kind(), format!("cannot open output {}: {e}", p.display()))
-                })?;
-            Box::new(BufWriter::with_capacity(1 << 16, f))
-        }
-        None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
-    })
+    super::file::open(path)
 }
 
 impl Tee {

@@ -82,6 +82,18 @@ pub fn live(args: &LiveArgs) -> Result<()> {
         tracing::info!(user, uid, gid, "dropped privileges");
     }
     daemon::install_signal_handlers()?;
+    eprintln!(
+        "mxwatch: capturing on {} with filter {:?}, writing to {}{}",
+        args.interfaces.join(", "),
+        opts.filter,
+        settings
+            .output
+            .as_ref()
+            .map_or("stdout".to_owned(), |p| p.display().to_string()),
+        args.user
+            .as_ref()
+            .map_or(String::new(), |u| format!(", running as {u}"))
+    );
 
     let mut cfg = settings.pipeline(false);
     if let Some(n) = args.channel_batches {

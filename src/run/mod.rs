@@ -5,9 +5,8 @@
 
 pub mod live;
 
-use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal, Write};
-use std::path::PathBuf;
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -33,81 +32,9 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// The output file (appended, written in whole lines) or stdout.
 pub fn open_output(path: &Option<PathBuf>) -> Result<Box<dyn Write + Send>> {
-    Ok(match path {
-        Some(p) => {
-            let f = File::options()
-                .create(true)
-                .append(true)
-                .open(p)
-                .with_context(|| format!("cannot open output {}", p.display()))?;
-            Box::new(WholeLines::new(f)?)
-        }
-        None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
-    })
-}
-
-/// A file written in whole lines only: bytes are buffered and handed to the
-/// file up to the last newline; if a write fails (a full disk), the file is
-/// cut back to its last complete line, so a SIEM never reads half a JSON line.
-pub struct WholeLines {
-    f: File,
-    buf: Vec<u8>,
-    /// File length after the last complete line written.
-    committed: u64,
-}
-
-impl WholeLines {
-    const CAP: usize = 1 << 16;
-
-    pub fn new(f: File) -> io::Result<Self> {
-        let committed = f.metadata()?.len();
-        Ok(WholeLines {
-            f,
-            buf: Vec::with_capacity(Self::CAP),
-            committed,
-        })
-    }
-
-    fn write_lines(&mut self) -> io::Result<()> {
-        let Some(last) = self.buf.iter().rposition(|&b| b == b'\n') else {
-            return Ok(());
-        };
-        match self.f.write_all(&self.buf[..=last]) {
-            Ok(()) => {
-                self.committed += last as u64 + 1;
-                self.buf.drain(..=last);
-                Ok(())
-            }
-            Err(e) => {
-                // Cut what part of the lines made it; what is buffered is lost.
-                let _ = self.f.set_len(self.committed);
-                self.buf.clear();
-                Err(e)
-            }
-        }
-    }
-}
-
-impl Write for WholeLines {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= Self::CAP {
-            self.write_lines()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.write_lines()?;
-        self.f.flush()
-    }
-}
-
-impl Drop for WholeLines {
-    fn drop(&mut self) {
-        let _ = self.write_lines();
-    }
+    Ok(crate::output::file::open(path)?)
 }
 
 /// What the driver tells the caller every so often.
@@ -252,6 +179,8 @@ pub fn feed_inputs(
 pub fn read(args: &ReadArgs) -> Result<()> {
     let settings = Settings::build(&args.common)?;
     let logs = config::log_settings(&args.logs)?;
+    let outs: Vec<&Path> = settings.output.iter().map(|p| p.as_path()).collect();
+    config::check_output_not_input(&outs, &args.files)?;
     let mut sink: Box<dyn crate::output::Sink> = sink_for(&settings, true)?;
     if args.summary || (!args.no_summary && io::stderr().is_terminal()) {
         sink = Box::new(Summary::new(sink, Box::new(io::stderr())));
@@ -296,6 +225,7 @@ pub fn read(args: &ReadArgs) -> Result<()> {
     let (_, written) = run.finish(|c| {
         let mut s = file_snapshot(&mut c.front, &files);
         s.inputs = input_stats;
+        warn_if_empty(&s);
         vec![s]
     });
     if let Some(e) = input_error {
@@ -303,6 +233,23 @@ pub fn read(args: &ReadArgs) -> Result<()> {
     }
     written.context("writing output")?;
     Ok(())
+}
+
+/// One warning line when the input held packets but no DNS or SMTP at all
+/// (a wrong capture, a filter that kept nothing useful, an unknown link type).
+fn warn_if_empty(s: &CaptureSnapshot) {
+    let d = &s.decode;
+    if d.packets > 0 && d.decoded == 0 && s.inputs.is_empty() {
+        let why = if d.truncated.link + d.decode_errors.link == d.packets {
+            " (their link type is not one mxwatch decodes)"
+        } else {
+            ""
+        };
+        eprintln!(
+            "mxwatch: warning: {} packets read, none with DNS (port 53) or SMTP (port 25){why}",
+            d.packets
+        );
+    }
 }
 
 /// A progress bar over the bytes of the input files, on stderr; hidden when
