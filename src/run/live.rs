@@ -228,23 +228,10 @@ fn dnstap_snapshot<B: Back>(
     now: i64,
     is_final: bool,
 ) -> CaptureSnapshot {
-    let (dropped_batches, dropped_events) = front.drops_of(0);
-    let d = front.decoder(0);
-    CaptureSnapshot {
-        mode: "live",
-        interface: Some(name.to_owned()),
-        files: Vec::new(),
-        is_final,
-        first_ts: from,
-        ts: now,
-        decode: d.stats(),
-        smtp: d.smtp_tracker().stats(),
-        libpcap: None,
-        dropped_batches,
-        dropped_events,
-        dropped_frames: None,
-        inputs,
-    }
+    let mut s = super::source_snapshot(front, 0, "live", (from, now), is_final);
+    s.interface = Some(name.to_owned());
+    s.inputs = inputs;
+    s
 }
 
 fn finish(
@@ -306,33 +293,21 @@ fn snapshots<B: Back>(
                 c.if_dropped.load(Ordering::Relaxed),
             );
             let prev = std::mem::replace(&mut last[i], totals);
-            let (dropped_batches, dropped_events) = front.drops_of(i);
-            let d = front.decoder(i);
-            CaptureSnapshot {
-                mode: "live",
-                interface: Some(names[i].clone()),
-                files: Vec::new(),
-                is_final,
-                first_ts: from,
-                ts: now,
-                decode: d.stats(),
-                smtp: d.smtp_tracker().stats(),
-                libpcap: Some(LibpcapOut {
-                    received: totals.0,
-                    dropped: totals.1,
-                    if_dropped: totals.2,
-                    received_delta: totals.0 - prev.0,
-                    dropped_delta: totals.1 - prev.1,
-                    if_dropped_delta: totals.2 - prev.2,
-                }),
-                dropped_batches,
-                dropped_events,
-                inputs: Vec::new(),
-                dropped_frames: Some((
-                    c.dropped_batches.load(Ordering::Relaxed),
-                    c.dropped_frames.load(Ordering::Relaxed),
-                )),
-            }
+            let mut s = super::source_snapshot(front, i, "live", (from, now), is_final);
+            s.interface = Some(names[i].clone());
+            s.libpcap = Some(LibpcapOut {
+                received: totals.0,
+                dropped: totals.1,
+                if_dropped: totals.2,
+                received_delta: totals.0 - prev.0,
+                dropped_delta: totals.1 - prev.1,
+                if_dropped_delta: totals.2 - prev.2,
+            });
+            s.dropped_frames = Some((
+                c.dropped_batches.load(Ordering::Relaxed),
+                c.dropped_frames.load(Ordering::Relaxed),
+            ));
+            s
         })
         .collect()
 }

@@ -277,14 +277,29 @@ pub fn total_bytes(files: &[PathBuf]) -> u64 {
 
 /// The final capture_stats numbers of a file run (one decoder: source 0).
 pub fn file_snapshot<B: Back>(front: &mut Front<B>, files: &[PathBuf]) -> CaptureSnapshot {
-    let (first_ts, ts) = (front.first_ts.unwrap_or(0), front.last_ts.unwrap_or(0));
-    let (dropped_batches, dropped_events) = front.drops_of(0);
-    let d = front.decoder(0);
+    let span = (front.first_ts.unwrap_or(0), front.last_ts.unwrap_or(0));
+    let mut s = source_snapshot(front, 0, "file", span, true);
+    s.files = files.iter().map(|p| p.display().to_string()).collect();
+    s
+}
+
+/// The capture_stats numbers of one source of the front (its decoder and
+/// the drops charged to it); the caller adds what only it knows (files,
+/// interface, libpcap counters, inputs).
+pub fn source_snapshot<B: Back>(
+    front: &mut Front<B>,
+    source: usize,
+    mode: &'static str,
+    (first_ts, ts): (i64, i64),
+    is_final: bool,
+) -> CaptureSnapshot {
+    let (dropped_batches, dropped_events) = front.drops_of(source);
+    let d = front.decoder(source);
     CaptureSnapshot {
-        mode: "file",
+        mode,
         interface: None,
-        files: files.iter().map(|p| p.display().to_string()).collect(),
-        is_final: true,
+        files: Vec::new(),
+        is_final,
         first_ts,
         ts,
         decode: d.stats(),
