@@ -42,14 +42,7 @@ impl Pcap {
     fn create(path: &Path) -> Self {
         let mut w =
             std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
-        let mut h = Vec::new();
-        h.extend(0xa1b2c3d4u32.to_le_bytes());
-        h.extend(2u16.to_le_bytes());
-        h.extend(4u16.to_le_bytes());
-        h.extend([0u8; 8]);
-        h.extend(65535u32.to_le_bytes());
-        h.extend(1u32.to_le_bytes());
-        w.write_all(&h).unwrap();
+        w.write_all(&common::pcap_header()).unwrap();
         Pcap(w)
     }
 

@@ -12,15 +12,7 @@ use common::*;
 /// its own source address, 20 µs apart.
 fn spoofed_flood(path: &std::path::Path, n: u32) {
     let mut w = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    // Global header: magic, v2.4, tz 0, sigfigs 0, snaplen 65535, Ethernet.
-    let mut h = Vec::new();
-    h.extend(0xa1b2c3d4u32.to_le_bytes());
-    h.extend(2u16.to_le_bytes());
-    h.extend(4u16.to_le_bytes());
-    h.extend([0u8; 8]);
-    h.extend(65535u32.to_le_bytes());
-    h.extend(1u32.to_le_bytes());
-    w.write_all(&h).unwrap();
+    w.write_all(&common::pcap_header()).unwrap();
     let qname = b"\x03www\x07example\x03com\x00";
     for i in 0..n {
         let mut dns = Vec::new();

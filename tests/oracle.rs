@@ -55,27 +55,6 @@ const EXCEPTIONS: &[(&str, &str, &str, i64, &str)] = &[
     ),
 ];
 
-fn qtype_bucket(t: &str) -> &'static str {
-    match t {
-        "1" => "A",
-        "28" => "AAAA",
-        "12" => "PTR",
-        "15" => "MX",
-        "16" => "TXT",
-        _ => "other",
-    }
-}
-
-fn rcode_bucket(r: &str) -> &'static str {
-    match r {
-        "0" => "NOERROR",
-        "3" => "NXDOMAIN",
-        "2" => "SERVFAIL",
-        "5" => "REFUSED",
-        _ => "other",
-    }
-}
-
 /// tshark's fields, tab-separated, repeated fields joined with commas; the
 /// first four are always ip.src, ipv6.src, ip.dst, ipv6.dst. TCP streams are
 /// reassembled in order even when segments arrive out of order.

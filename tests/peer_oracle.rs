@@ -95,27 +95,6 @@ fn oracle_captures() -> Vec<PathBuf> {
     v
 }
 
-fn qtype_bucket(t: &str) -> &'static str {
-    match t {
-        "1" => "A",
-        "28" => "AAAA",
-        "12" => "PTR",
-        "15" => "MX",
-        "16" => "TXT",
-        _ => "other",
-    }
-}
-
-fn rcode_bucket(r: &str) -> &'static str {
-    match r {
-        "0" => "NOERROR",
-        "3" => "NXDOMAIN",
-        "2" => "SERVFAIL",
-        "5" => "REFUSED",
-        _ => "other",
-    }
-}
-
 /// tshark's per-client counts, IP reassembly on (its default), TCP streams
 /// reassembled in order.
 fn theirs(file: &Path) -> Counts {

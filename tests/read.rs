@@ -270,15 +270,7 @@ fn an_output_that_is_an_input_is_refused_and_a_capture_without_dns_or_smtp_is_sa
         .udp(123, 123);
     let mut frame = Vec::new();
     b.write(&mut frame, &[0u8; 48]).unwrap();
-    let mut pcap = Vec::new();
-    for v in [0xa1b2_c3d4u32] {
-        pcap.extend_from_slice(&v.to_le_bytes());
-    }
-    pcap.extend_from_slice(&2u16.to_le_bytes());
-    pcap.extend_from_slice(&4u16.to_le_bytes());
-    pcap.extend_from_slice(&[0; 8]);
-    pcap.extend_from_slice(&65535u32.to_le_bytes());
-    pcap.extend_from_slice(&1u32.to_le_bytes());
+    let mut pcap = pcap_header();
     for t in 0..3u32 {
         pcap.extend_from_slice(&(1_700_000_000 + t).to_le_bytes());
         pcap.extend_from_slice(&0u32.to_le_bytes());

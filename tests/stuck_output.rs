@@ -5,6 +5,8 @@
 //! Needs root and tcpreplay (CI runs as root; scripts/deps installs it);
 //! without root it prints SKIPPED and returns.
 
+mod common;
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,14 +20,7 @@ fn bin() -> String {
 /// 200,000 DNS queries on Ethernet, each from its own 127/8 address.
 fn flood(path: &std::path::Path) {
     let mut w = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut h = Vec::new();
-    h.extend(0xa1b2c3d4u32.to_le_bytes());
-    h.extend(2u16.to_le_bytes());
-    h.extend(4u16.to_le_bytes());
-    h.extend([0u8; 8]);
-    h.extend(65535u32.to_le_bytes());
-    h.extend(1u32.to_le_bytes());
-    w.write_all(&h).unwrap();
+    w.write_all(&common::pcap_header()).unwrap();
     let qname = b"\x03www\x07example\x03com\x00";
     for i in 0..200_000u32 {
         let mut dns = Vec::new();

@@ -124,3 +124,38 @@ pub fn sum_client_stats(lines: &[Value]) -> Counts {
     c.retain(|_, v| *v != 0);
     c
 }
+
+/// tshark's numeric qtype as mxwatch's counter bucket.
+pub fn qtype_bucket(t: &str) -> &'static str {
+    match t {
+        "1" => "A",
+        "28" => "AAAA",
+        "12" => "PTR",
+        "15" => "MX",
+        "16" => "TXT",
+        _ => "other",
+    }
+}
+
+/// tshark's numeric rcode as mxwatch's counter bucket.
+pub fn rcode_bucket(r: &str) -> &'static str {
+    match r {
+        "0" => "NOERROR",
+        "3" => "NXDOMAIN",
+        "2" => "SERVFAIL",
+        "5" => "REFUSED",
+        _ => "other",
+    }
+}
+
+/// The global header of a classic pcap: microseconds, snaplen 65535, Ethernet.
+pub fn pcap_header() -> Vec<u8> {
+    let mut h = Vec::new();
+    h.extend(0xa1b2c3d4u32.to_le_bytes());
+    h.extend(2u16.to_le_bytes());
+    h.extend(4u16.to_le_bytes());
+    h.extend([0u8; 8]);
+    h.extend(65535u32.to_le_bytes());
+    h.extend(1u32.to_le_bytes());
+    h
+}
