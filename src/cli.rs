@@ -33,6 +33,13 @@ pub enum Command {
   mxwatch live -i eth1 -i eth2 --local-domain sub.univ.ac.jp --user mxwatch
   mxwatch live -i any --allow-root --stats-interval 10     quick look, as root, on every interface")]
     Live(LiveArgs),
+    /// One member of a detector group: reads the per-client bins sensors publish
+    /// (`--publish`) from Kafka, merges them across sensors, detects, writes alerts.
+    #[command(after_help = "Examples:
+  mxwatch detect --from kafka://broker:9092/mxwatch-bins --group mxwatch -o alerts.jsonl
+  mxwatch detect --from kafka://b1:9092,b2:9092/bins --group mx --merge dedup --config site.toml
+Start as many as the topic has partitions to share the clients; see docs/scale.md.")]
+    Detect(DetectArgs),
     /// Print the commented default configuration, or check a config file (--check FILE).
     Config(ConfigArgs),
     /// Tables and plots for a person: per-client qtype/rcode table by day or hour,
@@ -90,6 +97,55 @@ pub struct Common {
     #[arg(long, value_name = "NAME")]
     pub sensor_name: Option<String>,
     /// Run no [[action]] command, whatever its mode: write the mxwatch.action line of what would run.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also publish every closed per-client bin to Kafka for a detector group
+    /// (`mxwatch detect`): kafka://HOST:PORT[,HOST:PORT]/TOPIC. The topic must
+    /// exist. Local detection and outputs go on as without it (--no-detect to
+    /// leave detection to the group). See docs/scale.md.
+    #[arg(long, value_name = "URL")]
+    pub publish: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    /// The topic sensors publish to: kafka://HOST:PORT[,HOST:PORT]/TOPIC
+    /// (`?property=value` sets librdkafka consumer properties).
+    #[arg(long, value_name = "URL")]
+    pub from: String,
+    /// Consumer group: processes of one group share the topic's partitions.
+    #[arg(long, value_name = "NAME", default_value = "mxwatch-detect")]
+    pub group: String,
+    /// How bins of one client from several sensors combine: `sum` (sensors see
+    /// different traffic) or `dedup` (sensors see the same traffic).
+    #[arg(long, value_name = "MODE", default_value = "sum")]
+    pub merge: String,
+    /// The sensors that publish (their --sensor-name, comma-separated): a bin
+    /// closes once each has passed it (or after --lateness). Without it, the
+    /// sensors seen so far: give it when the group starts before the sensors or
+    /// reads a backlog published one sensor after the other.
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+    pub sensors: Vec<String>,
+    /// Seconds a bin that one sensor has closed waits for the other sensors.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub lateness: f64,
+    /// Exit after this many seconds without a message (every open bin closes and
+    /// incidents end, as at the end of `read`) [default: run until SIGINT/SIGTERM].
+    #[arg(long, value_name = "SECS")]
+    pub exit_idle: Option<f64>,
+    /// TOML config file: the [detect] and [[client]] settings, outputs, actions.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Output (repeatable), as for `read`.
+    #[arg(short, long, value_name = "FILE|URL")]
+    pub output: Vec<String>,
+    /// Write a mxwatch.client_stats line per merged client per bin.
+    #[arg(long)]
+    pub stats: bool,
+    /// Name written as observer.name [default: host name].
+    #[arg(long, value_name = "NAME")]
+    pub sensor_name: Option<String>,
+    /// Run no [[action]] command, whatever its mode.
     #[arg(long)]
     pub dry_run: bool,
 }

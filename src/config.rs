@@ -582,6 +582,8 @@ pub struct Settings {
     pub filter: Option<String>,
     /// `--dry-run`: every action in log mode.
     pub dry_run: bool,
+    /// `--publish`: a Kafka output for the per-client bins (issue #16).
+    pub publish: Option<OutputSpec>,
     pub file: FileConfig,
     pub engine: EngineConfig,
 }
@@ -681,6 +683,12 @@ impl Settings {
         if single.is_some() {
             outputs.clear();
         }
+        let publish = common
+            .publish
+            .as_deref()
+            .map(kafka_url)
+            .transpose()
+            .map_err(|m| ConfigError(format!("--publish {m}")))?;
         let mut detect = file.detect.clone();
         if common.no_detect {
             detect.floor_qps = f64::INFINITY;
@@ -696,6 +704,7 @@ impl Settings {
                 local_domains,
                 // Set by the engine from the detector's windows.
                 idle_bins_closed: 0,
+                keep_sketches: common.publish.is_some(),
             },
             detect,
             overrides: file.clients.clone(),
@@ -719,6 +728,7 @@ impl Settings {
             metrics_listen: common.metrics_listen,
             filter: common.filter.clone(),
             dry_run: common.dry_run,
+            publish,
             engine,
             file,
         })
@@ -737,6 +747,102 @@ impl Settings {
             engine: self.engine.clone(),
         }
     }
+}
+
+/// A `kafka://HOST:PORT/TOPIC` URL (`--publish`, `detect --from`).
+pub fn kafka_url(arg: &str) -> Result<OutputSpec, String> {
+    let spec = output_spec(&output_url(arg)?)?;
+    match spec.kind {
+        OutputKind::Kafka { .. } if cfg!(feature = "kafka") => Ok(spec),
+        OutputKind::Kafka { .. } => Err(format!(
+            "{arg}: this mxwatch was built without the kafka feature"
+        )),
+        _ => Err(format!("{arg}: not a kafka://HOST:PORT/TOPIC URL")),
+    }
+}
+
+/// What `mxwatch detect` needs beyond the common settings.
+pub struct DetectSettings {
+    pub settings: Settings,
+    pub brokers: String,
+    pub topic: String,
+    pub properties: std::collections::BTreeMap<String, String>,
+    pub group: String,
+    pub exit_idle: Option<std::time::Duration>,
+    pub assemble: crate::cluster::assemble::AssembleConfig,
+}
+
+/// Bins a detector's partition keeps open at once (a lagging sensor).
+pub const DETECT_MAX_OPEN_BINS: usize = 256;
+/// Sensors a detector's partition waits for.
+pub const DETECT_MAX_SENSORS: usize = 256;
+
+pub fn detect_settings(a: &crate::cli::DetectArgs) -> Result<DetectSettings, ConfigError> {
+    use crate::cluster::assemble::{AssembleConfig, MergeMode};
+    let common = Common {
+        config: a.config.clone(),
+        local_domain: Vec::new(),
+        bin: None,
+        stats: a.stats,
+        top: None,
+        no_detect: false,
+        output: a.output.clone(),
+        metrics_listen: None,
+        workers: Some(1),
+        filter: None,
+        sensor_name: a.sensor_name.clone(),
+        dry_run: a.dry_run,
+        publish: None,
+    };
+    let settings = Settings::build(&common)?;
+    let spec = kafka_url(&a.from).map_err(|m| ConfigError(format!("--from {m}")))?;
+    let OutputKind::Kafka {
+        brokers,
+        topic,
+        properties,
+    } = spec.kind
+    else {
+        unreachable!("kafka_url checked it")
+    };
+    let merge = match a.merge.as_str() {
+        "sum" => MergeMode::Sum,
+        "dedup" => MergeMode::Dedup,
+        m => {
+            return Err(ConfigError(format!(
+                "--merge must be sum or dedup, not {m}"
+            )));
+        }
+    };
+    let secs = |name: &str, v: f64| {
+        if v.is_finite() && (0.0..=86_400.0).contains(&v) {
+            Ok(std::time::Duration::from_secs_f64(v))
+        } else {
+            Err(ConfigError(format!(
+                "{name} must be a number of seconds between 0 and 86400, not {v}"
+            )))
+        }
+    };
+    if a.group.is_empty() {
+        return Err(ConfigError("--group must not be empty".into()));
+    }
+    Ok(DetectSettings {
+        assemble: AssembleConfig {
+            detect: settings.engine.detect.clone(),
+            overrides: settings.engine.overrides.clone(),
+            merge,
+            lateness: secs("--lateness", a.lateness)?,
+            max_clients: settings.file.pipeline.max_clients,
+            max_open_bins: DETECT_MAX_OPEN_BINS,
+            max_sensors: DETECT_MAX_SENSORS.max(a.sensors.len()),
+            sensors: a.sensors.clone(),
+        },
+        exit_idle: a.exit_idle.map(|v| secs("--exit-idle", v)).transpose()?,
+        brokers,
+        topic,
+        properties,
+        group: a.group.clone(),
+        settings,
+    })
 }
 
 /// The flags only `live` has.

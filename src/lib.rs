@@ -11,6 +11,7 @@ pub mod action;
 pub mod capture;
 pub mod classify;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod decode;
 pub mod detect;

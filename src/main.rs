@@ -22,6 +22,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Read(args) => mxwatch::run::read(&args),
         Command::Live(args) => mxwatch::run::live(&args),
+        #[cfg(feature = "kafka")]
+        Command::Detect(args) => mxwatch::run::detect::detect(&args),
+        #[cfg(not(feature = "kafka"))]
+        Command::Detect(_) => Err(anyhow::anyhow!(
+            "detect: this mxwatch was built without the kafka feature"
+        )),
         Command::Config(args) => mxwatch::run::config(&args),
         Command::Report(args) => mxwatch::report::report(&args),
         Command::Completions { shell } => mxwatch::run::completions(shell),

@@ -5,11 +5,16 @@
 //! arrives, the rest is counted as dropped, and the capture never stalls.
 #![cfg(feature = "kafka")]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::UdpSocket;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::broker::{PARTITIONS, Proc, broker, free_port, tansu};
+use common::repo as root;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -17,79 +22,6 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mxwatch");
-const PARTITIONS: i32 = 4;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn tansu() -> PathBuf {
-    let out = Command::new(root().join("scripts/deps-broker"))
-        .arg("--check")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the Kafka test needs tansu: run scripts/deps-broker (about 16 min once, cached)"
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A tansu broker in memory on `port`, with the topic created.
-fn broker(tansu: &Path, port: u16, topic: &str) -> Proc {
-    let url = format!("tcp://127.0.0.1:{port}");
-    let p = Proc(
-        Command::new(tansu)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tansu"),
-    );
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "tansu did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = Command::new(tansu)
-        .args(["topic", "create", topic, "--broker", &url, "--partitions"])
-        .arg(PARTITIONS.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "topic create: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    p
-}
 
 /// Every message of the topic now: (partition, key, payload).
 fn consume(port: u16, topic: &str, at_least: usize) -> Vec<(i32, Option<String>, String)> {

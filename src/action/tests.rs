@@ -34,6 +34,7 @@ fn alert(client: &str, phase: Phase, ts: i64, peers: &[(&str, u64)]) -> Alert {
         end: ts,
         why: Why::Continues { qps: 0.0 },
         evidence,
+        sensors: Vec::new(),
     }
 }
 

@@ -132,14 +132,45 @@ pub struct ClientBin {
     smtp_clients: Distinct,
 }
 
+/// The distinct-count sketches of a bin, by what they count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sketch {
+    Names,
+    MxNames,
+    SmtpClients,
+}
+
+impl Sketch {
+    pub const ALL: [Sketch; 3] = [Sketch::Names, Sketch::MxNames, Sketch::SmtpClients];
+}
+
 /// Linear counting (Whang et al., 1990): a bitmap of `DISTINCT_BITS` bits,
 /// allocated on first use; n ~ -m ln(zero bits / m).
 #[derive(Debug, Default, Clone)]
-struct Distinct {
+pub struct Distinct {
     bits: Option<Box<[u64; DISTINCT_BITS / 64]>>,
 }
 
 impl Distinct {
+    /// The bitmap's words, if any bit was ever set.
+    pub fn words(&self) -> Option<&[u64]> {
+        self.bits.as_deref().map(|b| &b[..])
+    }
+
+    /// Sets the bits of `words` (a union: two sensors' sketches of the same
+    /// bin merge into the sketch of the whole, duplicates counted once).
+    pub fn union_words(&mut self, words: &[u64]) {
+        if words.iter().all(|w| *w == 0) {
+            return;
+        }
+        let bits = self
+            .bits
+            .get_or_insert_with(|| Box::new([0; DISTINCT_BITS / 64]));
+        for (b, w) in bits.iter_mut().zip(words) {
+            *b |= w;
+        }
+    }
+
     fn insert(&mut self, h: u64) {
         let bits = self
             .bits
@@ -216,6 +247,64 @@ impl ClientBin {
     pub fn release_sketches(&mut self) {
         self.names_seen = Distinct::default();
         self.smtp_clients = Distinct::default();
+    }
+
+    pub fn sketch(&self, which: Sketch) -> &Distinct {
+        match which {
+            Sketch::Names => &self.names_seen,
+            Sketch::MxNames => &self.mx_names_seen,
+            Sketch::SmtpClients => &self.smtp_clients,
+        }
+    }
+
+    pub fn sketch_mut(&mut self, which: Sketch) -> &mut Distinct {
+        match which {
+            Sketch::Names => &mut self.names_seen,
+            Sketch::MxNames => &mut self.mx_names_seen,
+            Sketch::SmtpClients => &mut self.smtp_clients,
+        }
+    }
+
+    /// Adds another sensor's bin of the same client and time (issue #16):
+    /// counters summed, sketches united (call [`Self::finalize`] after),
+    /// lists merged within their bounds.
+    pub fn merge(&mut self, o: &ClientBin) {
+        self.dns.add(&o.dns);
+        self.smtp.add(&o.smtp);
+        for (a, b) in self.sub_bins.iter_mut().zip(&o.sub_bins) {
+            a.0 += b.0;
+            a.1 += b.1;
+        }
+        for (mine, theirs) in [
+            (&mut self.sample_unresolved, &o.sample_unresolved),
+            (&mut self.sample_mx, &o.sample_mx),
+            (&mut self.sample_rejected, &o.sample_rejected),
+        ] {
+            for s in theirs {
+                ClientBin::sample(mine, s);
+            }
+        }
+        for (ip, n) in &o.servers {
+            if let Some((_, m)) = self.servers.iter_mut().find(|(s, _)| s == ip) {
+                *m += n;
+            } else if self.servers.len() < 8 {
+                self.servers.push((*ip, *n));
+            }
+        }
+        for (ip, n) in &o.smtp_peers {
+            if let Some((_, m)) = self.smtp_peers.iter_mut().find(|(p, _)| p == ip) {
+                *m += n;
+            } else if self.smtp_peers.len() < MAX_SMTP_PEERS {
+                self.smtp_peers.push((*ip, *n));
+            } else if let Some(min) = self.smtp_peers.iter_mut().min_by_key(|(p, n)| (*n, *p)) {
+                *min = (*ip, min.1 + n);
+            }
+        }
+        for w in Sketch::ALL {
+            if let Some(words) = o.sketch(w).words() {
+                self.sketch_mut(w).union_words(words);
+            }
+        }
     }
 
     pub fn see_server(&mut self, ip: IpAddr) {

@@ -21,7 +21,7 @@ use crate::event::{Batch, Event, RawDns};
 use crate::smtp::{SmtpCommand, SmtpCommandKind, SmtpEvent, SmtpEventKind};
 use crate::time::Bins;
 
-pub use counters::{ClientBin, DnsCounts, SUB_BINS, SmtpCounts};
+pub use counters::{ClientBin, DISTINCT_BITS, Distinct, DnsCounts, SUB_BINS, Sketch, SmtpCounts};
 use names::DomainLearner;
 use pending::{Pending, QueryKey};
 use table::{ClientTable, Touch};
@@ -38,6 +38,9 @@ pub struct ClassifyConfig {
     /// Empty bins still worth closing one by one after a silence (what the
     /// downstream's windows can use); beyond them the clock jumps.
     pub idle_bins_closed: usize,
+    /// Closed bins keep their distinct-count sketches (to publish them,
+    /// `--publish`); otherwise they are freed once read.
+    pub keep_sketches: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -242,7 +245,9 @@ impl Classifier {
         for ip in ips {
             let c = self.clients.get_mut(&ip).expect("listed client");
             c.bin.finalize();
-            c.bin.release_sketches();
+            if !self.cfg.keep_sketches {
+                c.bin.release_sketches();
+            }
             let local = self
                 .cfg
                 .local_domains

@@ -153,6 +153,7 @@ impl WarmupCap {
                 flood: Some(ev),
                 ..Evidence::default()
             },
+            sensors: Vec::new(),
         });
         alerts.sort_by(Alert::order);
     }

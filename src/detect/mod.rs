@@ -122,6 +122,9 @@ pub struct Alert {
     pub end: i64,
     pub why: Why,
     pub evidence: Evidence,
+    /// The sensors whose bins of this client the detector merged (a
+    /// detector group, `mxwatch detect`); empty for a sensor's own alerts.
+    pub sensors: Vec<String>,
 }
 
 impl Alert {
@@ -594,6 +597,7 @@ impl<'a> AlertCtx<'a> {
             },
             why,
             evidence,
+            sensors: Vec::new(),
         }
     }
 }

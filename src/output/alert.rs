@@ -33,6 +33,9 @@ struct RuleOut {
 struct AlertBody<'a> {
     schema_version: &'static str,
     alert_id: &'a str,
+    /// The sensors a detector group merged (`mxwatch detect`); absent otherwise.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    sensors: &'a [String],
     evidence: EvidenceOut<'a>,
 }
 
@@ -242,6 +245,7 @@ impl<'a> AlertLine<'a> {
             mxwatch: AlertBody {
                 schema_version: SCHEMA_VERSION,
                 alert_id: &a.alert_id,
+                sensors: &a.sensors,
                 evidence: EvidenceOut::of(&a.evidence),
             },
         }

@@ -43,8 +43,12 @@ struct Delivery(Arc<Counters>);
 impl ClientContext for Delivery {}
 
 impl ProducerContext for Delivery {
-    type DeliveryOpaque = ();
-    fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
+    /// Whether the delivery counts (a broadcast line counts once).
+    type DeliveryOpaque = Box<bool>;
+    fn delivery(&self, r: &DeliveryResult<'_>, counts: Box<bool>) {
+        if !*counts {
+            return;
+        }
         let c = if r.is_ok() {
             &self.0.sent
         } else {
@@ -59,6 +63,9 @@ pub struct KafkaTransport {
     topic: String,
     counters: Arc<Counters>,
     producer: Option<BaseProducer<Delivery>>,
+    /// Lines without a key go to every partition (`--publish` marks).
+    broadcast: bool,
+    partitions: Vec<i32>,
 }
 
 impl KafkaTransport {
@@ -85,11 +92,41 @@ impl KafkaTransport {
             topic: topic.to_owned(),
             counters,
             producer: None,
+            broadcast: false,
+            partitions: Vec::new(),
         };
         t.config
             .create_with_context::<_, BaseProducer<Delivery>>(Delivery(t.counters.clone()))
             .map_err(|e| format!("kafka: {e}"))?;
         Ok(t)
+    }
+}
+
+impl KafkaTransport {
+    /// Lines without a key go to every partition of the topic (counted once).
+    pub fn broadcasting(mut self) -> Self {
+        self.broadcast = true;
+        self
+    }
+
+    /// The topic's partitions (the topic must exist: a broadcast needs them all).
+    fn partitions(p: &BaseProducer<Delivery>, topic: &str) -> io::Result<Vec<i32>> {
+        let md = p
+            .client()
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .map_err(io::Error::other)?;
+        let parts: Vec<i32> = md
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic && t.error().is_none())
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        if parts.is_empty() {
+            return Err(io::Error::other(format!(
+                "kafka: topic {topic} has no partitions (create it first)"
+            )));
+        }
+        Ok(parts)
     }
 }
 
@@ -102,26 +139,47 @@ impl Transport for KafkaTransport {
                 .map_err(io::Error::other)?;
             self.producer = Some(p);
         }
+        if self.broadcast && self.partitions.is_empty() {
+            let p = self.producer.as_ref().expect("producer");
+            self.partitions = Self::partitions(p, &self.topic)?;
+        }
         Ok(())
     }
 
     fn send(&mut self, item: &Item) -> io::Result<bool> {
         let p = self.producer.as_ref().ok_or(io::ErrorKind::NotConnected)?;
-        let mut record = BaseRecord::to(&self.topic).payload(&item.payload);
-        if let Some(k) = &item.key {
-            record = record.key(k);
-        }
-        let r = p.send(record);
+        let r = if self.broadcast && item.key.is_none() {
+            // Every partition, in order; one that fails is retried with
+            // the rest (a mark read twice changes nothing).
+            let mut r = Ok(());
+            for (i, part) in self.partitions.iter().enumerate() {
+                let record = BaseRecord::with_opaque_to(&self.topic, Box::new(i == 0))
+                    .payload(&item.payload)
+                    .partition(*part);
+                if let Err((e, _)) = p.send::<(), _>(record) {
+                    r = Err(e);
+                    break;
+                }
+            }
+            r
+        } else {
+            let mut record =
+                BaseRecord::with_opaque_to(&self.topic, Box::new(true)).payload(&item.payload);
+            if let Some(k) = &item.key {
+                record = record.key(k);
+            }
+            p.send(record).map_err(|(e, _)| e)
+        };
         p.poll(Duration::ZERO);
         match r {
             Ok(()) => Ok(false),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+            Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {
                 // librdkafka's buffer is full (broker away): serve callbacks
                 // for a while; the worker tries again.
                 p.poll(Duration::from_millis(100));
                 Err(io::ErrorKind::WouldBlock.into())
             }
-            Err((e, _)) => Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+            Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e)),
         }
     }
 

@@ -85,6 +85,7 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         filter: args.filter.clone(),
         sensor_name: Some("mxwatch-report".into()),
         dry_run: true,
+        publish: None,
     };
     let detect_settings = Settings::build(&common)?;
     let bytes = run::total_bytes(&args.files);

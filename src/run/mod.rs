@@ -3,6 +3,8 @@
 //! computed before an input error is still written (bins flushed, alerts
 //! ended, final capture_stats).
 
+#[cfg(feature = "kafka")]
+pub mod detect;
 pub mod live;
 
 use std::io::{self, IsTerminal, Write};
@@ -378,17 +380,42 @@ fn output_sink(s: &Settings, lossless: bool) -> Result<Output> {
 /// the config has `[[action]]` sections (their commands run on a thread of
 /// their own, after the output).
 pub fn sink_for(s: &Settings, lossless: bool) -> Result<Box<dyn crate::output::Sink>> {
-    let out = Box::new(output_sink(s, lossless)?);
-    if s.file.actions.is_empty() {
-        return Ok(out);
+    let mut sink: Box<dyn crate::output::Sink> = Box::new(output_sink(s, lossless)?);
+    if !s.file.actions.is_empty() {
+        sink = Box::new(crate::action::ActionSink::new(
+            sink,
+            s.sensor_name.clone(),
+            s.file.actions.clone(),
+            s.file.action_limits.clone(),
+            s.dry_run,
+        ));
     }
-    Ok(Box::new(crate::action::ActionSink::new(
-        out,
-        s.sensor_name.clone(),
-        s.file.actions.clone(),
-        s.file.action_limits.clone(),
-        s.dry_run,
-    )))
+    Ok(publish(sink, s, lossless)?)
+}
+
+/// `--publish`: the bins also go to Kafka, before the run's own sinks.
+#[cfg(feature = "kafka")]
+fn publish(
+    sink: Box<dyn crate::output::Sink>,
+    s: &Settings,
+    lossless: bool,
+) -> Result<Box<dyn crate::output::Sink>> {
+    Ok(match &s.publish {
+        Some(spec) => Box::new(
+            crate::cluster::publish::Publisher::new(sink, &s.sensor_name, spec, lossless)
+                .map_err(anyhow::Error::msg)?,
+        ),
+        None => sink,
+    })
+}
+
+#[cfg(not(feature = "kafka"))]
+fn publish(
+    sink: Box<dyn crate::output::Sink>,
+    _: &Settings,
+    _: bool,
+) -> Result<Box<dyn crate::output::Sink>> {
+    Ok(sink)
 }
 
 /// `mxwatch config`

@@ -8,6 +8,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+pub mod broker;
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_mxwatch")
 }
