@@ -5,7 +5,6 @@
 //! detect` processes gives the alerts one `mxwatch read` of the whole capture
 //! gives; a member killed mid-attack hands its partitions over and the
 //! attack is still reported once, and ended.
-#![cfg(feature = "kafka")]
 
 mod common;
 
@@ -14,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "kafka")]
 use common::broker::{Proc, broker, create_topic, free_port, tansu};
 use common::{bin, repo};
 use etherparse::{SlicedPacket, TransportSlice};
@@ -98,6 +98,7 @@ fn read_alerts(files: &[&Path], out: &Path) {
     assert!(st.success());
 }
 
+#[cfg(feature = "kafka")]
 /// A sensor: reads its files and publishes its bins, no local detection.
 fn sensor(name: &str, files: &[&Path], url: &str) {
     let out = Command::new(bin())
@@ -118,6 +119,7 @@ fn sensor(name: &str, files: &[&Path], url: &str) {
     assert!(!err.contains("dropped"), "sensor {name}: {err}");
 }
 
+#[cfg(feature = "kafka")]
 fn detector(url: &str, group: &str, out: &Path, exit_idle: u32) -> Proc {
     Proc(
         Command::new(bin())
@@ -146,6 +148,7 @@ fn detector(url: &str, group: &str, out: &Path, exit_idle: u32) -> Proc {
     )
 }
 
+#[cfg(feature = "kafka")]
 fn wait_ok(p: &mut Proc, within: Duration) -> String {
     let t0 = Instant::now();
     loop {
@@ -182,11 +185,12 @@ fn halves(dir: &Path, scenario: &str, cut: Option<(i64, bool)>) -> (PathBuf, Pat
     filter(&lab(&format!("{scenario}-smtp.pcap")), &s, |ts, _| {
         in_time(ts)
     });
-    assert!(na > 100 && nb > 100, "{na} / {nb} frames");
+    assert!(na > 20 && nb > 20, "{na} / {nb} frames");
     (a, b, s)
 }
 
 #[test]
+#[cfg(feature = "kafka")]
 fn two_sensors_and_a_detector_group_find_what_one_read_of_the_whole_finds() {
     let tansu = tansu();
     let port = free_port();
@@ -263,6 +267,7 @@ fn two_sensors_and_a_detector_group_find_what_one_read_of_the_whole_finds() {
 }
 
 #[test]
+#[cfg(feature = "kafka")]
 fn a_member_that_dies_mid_attack_hands_over_and_the_attack_is_reported_once() {
     let tansu = tansu();
     let port = free_port();
@@ -355,4 +360,141 @@ fn chrono_micros(s: &str) -> i64 {
         .trim()
         .parse()
         .unwrap()
+}
+
+/// The merge without Kafka, in process: each half through its own engine
+/// (as a sensor), their bins as wire messages (JSON and back) into four
+/// partitions by client, one sensor's messages after the other's (a
+/// backlog), then the partitions' detectors. The merged per-client counters
+/// equal the whole capture's, bin by bin, and so do the alert starts.
+#[test]
+fn merged_halves_equal_the_whole_bin_by_bin_in_process() {
+    use mxwatch::cluster::assemble::{AssembleConfig, MergeMode, Partition};
+    use mxwatch::cluster::wire::{self, BinMsg, Mark, Message};
+    use mxwatch::engine::{Closed, Engine};
+    use std::collections::BTreeMap;
+
+    let common = mxwatch::cli::Common {
+        config: Some(config()),
+        local_domain: Vec::new(),
+        bin: None,
+        stats: false,
+        top: None,
+        no_detect: false,
+        output: Vec::new(),
+        metrics_listen: None,
+        workers: Some(1),
+        filter: None,
+        sensor_name: None,
+        dry_run: true,
+        publish: None,
+    };
+    let mut settings = mxwatch::config::Settings::build(&common).unwrap();
+    settings.engine.classify.keep_sketches = true;
+    let run = |files: &[&Path]| -> Vec<Closed> {
+        let mut e = Engine::new(&settings.engine);
+        let paths: Vec<PathBuf> = files.iter().map(|p| p.to_path_buf()).collect();
+        let mut src = mxwatch::run::file_source(&paths, None, true).unwrap();
+        mxwatch::run::drive(src.as_mut(), &mut e.front, |_, _, _| false).unwrap();
+        e.finish()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for scenario in ["relay", "backscatter", "spambot", "benign"] {
+        let whole = run(&[
+            &lab(&format!("{scenario}-dns.pcap")),
+            &lab(&format!("{scenario}-smtp.pcap")),
+        ]);
+        let (a, b, s) = halves(dir.path(), scenario, None);
+        let mut parts: Vec<Vec<Message>> = vec![Vec::new(); 4];
+        for (name, files) in [
+            ("s1", vec![a.as_path(), s.as_path()]),
+            ("s2", vec![b.as_path()]),
+        ] {
+            for c in run(&files) {
+                if c.bin.end <= c.bin.start {
+                    continue;
+                }
+                for r in c.bin.active() {
+                    let m = BinMsg::of(
+                        name,
+                        c.bin.start,
+                        c.bin.end,
+                        r.ip,
+                        r.local_domain.as_deref(),
+                        &r.bin,
+                    );
+                    let json = serde_json::to_vec(&Message::Bin(Box::new(m))).unwrap();
+                    let p = r.ip.to_string().bytes().map(usize::from).sum::<usize>() % 4;
+                    parts[p].push(wire::decode(&json).unwrap());
+                }
+                for p in &mut parts {
+                    p.push(Message::Mark(Mark {
+                        v: wire::VERSION,
+                        sensor: name.into(),
+                        start: c.bin.start,
+                        end: c.bin.end,
+                        last: false,
+                    }));
+                }
+            }
+        }
+        let cfg = AssembleConfig {
+            detect: settings.engine.detect.clone(),
+            overrides: Vec::new(),
+            merge: MergeMode::Sum,
+            lateness: Duration::from_secs(3600),
+            max_clients: 100_000,
+            max_open_bins: 1024,
+            max_sensors: 8,
+            sensors: vec!["s1".into(), "s2".into()],
+        };
+        let mut merged: BTreeMap<(i64, String), u64> = BTreeMap::new();
+        let mut got = BTreeSet::new();
+        let now = Instant::now();
+        for msgs in parts {
+            let mut p = Partition::new(cfg.clone(), 0);
+            let mut outs = Vec::new();
+            for (off, m) in msgs.into_iter().enumerate() {
+                outs.extend(p.message(off as i64, m, now));
+            }
+            outs.extend(p.finish());
+            assert_eq!(p.stats.bins_closed_early, 0);
+            for o in outs {
+                for c in &o.bin.clients {
+                    *merged.entry((o.bin.start, c.ip.to_string())).or_default() +=
+                        c.bin.dns.queries + c.bin.smtp.connections + c.bin.smtp.outbound;
+                }
+                for a in o
+                    .alerts
+                    .iter()
+                    .filter(|a| a.phase == mxwatch::detect::Phase::Start)
+                {
+                    got.insert((a.rule.name, a.ip.to_string(), a.start));
+                }
+            }
+        }
+        let mut want_counts: BTreeMap<(i64, String), u64> = BTreeMap::new();
+        let mut want = BTreeSet::new();
+        for c in &whole {
+            for r in c.bin.active() {
+                *want_counts
+                    .entry((c.bin.start, r.ip.to_string()))
+                    .or_default() +=
+                    r.bin.dns.queries + r.bin.smtp.connections + r.bin.smtp.outbound;
+            }
+            for a in c
+                .alerts
+                .iter()
+                .filter(|a| a.phase == mxwatch::detect::Phase::Start)
+            {
+                want.insert((a.rule.name, a.ip.to_string(), a.start));
+            }
+        }
+        assert_eq!(
+            merged, want_counts,
+            "{scenario}: merged counters = the whole's, bin by bin"
+        );
+        assert_eq!(got, want, "{scenario}: alert starts");
+        eprintln!("{scenario}: {} client-bins, starts {want:?}", merged.len());
+    }
 }
