@@ -1,5 +1,6 @@
 //! The shipped actions (dist/actions/, issue #17): each script against stub
-//! `postmap`, `postfix` and `nft` that record their arguments, and each
+//! `postmap`, `postfix` and `nft` that record their arguments (the relay
+//! brake against the real `postconf`), and each
 //! config snippet appended to a config passes `mxwatch config --check`.
 
 use std::path::{Path, PathBuf};
@@ -94,6 +95,80 @@ fn postfix_access_adds_and_removes_map_entries_and_reloads() {
     assert!(!st.success());
 }
 
+/// The relay brake against Debian's real `postconf` on a config directory of
+/// its own (stubs only for `postfix reload`, `postqueue` and `postsuper`,
+/// which need a running Postfix: the lab runs that, LAB_ACTION=brake).
+#[test]
+fn postfix_relay_brake_closes_relaying_holds_remote_mail_and_restores() {
+    assert!(
+        Path::new("/usr/sbin/postconf").exists(),
+        "needs Debian's postfix (scripts/deps)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    let before = "permit_mynetworks, reject_unauth_destination";
+    std::fs::write(
+        etc.join("main.cf"),
+        format!("mydestination = sub.univ.test, localhost\nsmtpd_relay_restrictions = {before}\n"),
+    )
+    .unwrap();
+    let bin = stubs(dir.path());
+    let calls = dir.path().join("calls");
+    // Two queued messages: one to a remote domain (held), one local (not).
+    std::fs::write(
+        bin.join("postqueue"),
+        "#!/bin/sh\necho '{\"queue_id\":\"AAA1\",\"recipients\":[{\"address\":\"x@spam-target.example\"}]}'\n\
+         echo '{\"queue_id\":\"BBB2\",\"recipients\":[{\"address\":\"user@sub.univ.test\"}]}'\n",
+    )
+    .unwrap();
+    std::fs::write(
+        bin.join("postsuper"),
+        format!("#!/bin/sh\necho \"postsuper $*\" >> {}\n", calls.display()),
+    )
+    .unwrap();
+    for n in ["postqueue", "postsuper"] {
+        Command::new("chmod").arg("+x").arg(bin.join(n)).status().unwrap();
+    }
+    let state = dir.path().join("state/brake");
+    let brake = |op: &str| {
+        let out = Command::new(repo().join("dist/actions/postfix-relay-brake"))
+            .arg(op)
+            .env("PATH", format!("{}:/usr/sbin:/usr/bin:/bin", bin.display()))
+            .env("MAIL_CONFIG", &etc)
+            .env("BRAKE_STATE", &state)
+            .env("MXW_TARGETS", "10.53.0.25")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{op}: {}", String::from_utf8_lossy(&out.stderr));
+        text
+    };
+    let relay = || {
+        let out = Command::new("/usr/sbin/postconf")
+            .args(["-c"])
+            .arg(&etc)
+            .args(["-h", "smtpd_relay_restrictions"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let said = brake("on");
+    assert_eq!(relay(), "permit_sasl_authenticated, reject_unauth_destination");
+    assert!(said.contains("1 queued messages held"), "{said}");
+    let c = std::fs::read_to_string(&calls).unwrap();
+    assert!(c.contains("postsuper -c"), "{c}");
+    assert!(c.contains("-h AAA1") && !c.contains("BBB2"), "only remote mail held: {c}");
+    assert!(c.contains("reload"), "{c}");
+    // A second `on` keeps the original setting saved.
+    brake("on");
+    brake("off");
+    assert_eq!(relay(), before);
+    assert!(!state.exists());
+    assert!(brake("off").contains("nothing saved"));
+    assert_eq!(relay(), before);
+}
+
 #[test]
 fn nft_actions_add_elements_with_a_timeout() {
     let dir = tempfile::tempdir().unwrap();
@@ -133,7 +208,7 @@ fn nft_actions_add_elements_with_a_timeout() {
 #[test]
 fn each_snippet_appended_to_a_config_checks() {
     let base = std::fs::read_to_string(repo().join("scripts/lab/mxwatch.toml")).unwrap();
-    for name in ["postfix-access", "nft-set", "nft-spambot"] {
+    for name in ["postfix-access", "postfix-relay-brake", "nft-set", "nft-spambot"] {
         let dir = tempfile::tempdir().unwrap();
         let snippet =
             std::fs::read_to_string(repo().join(format!("dist/actions/{name}.toml"))).unwrap();

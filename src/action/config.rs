@@ -35,6 +35,11 @@ pub enum Target {
     /// The incident's top SMTP peers (evidence `smtp.top_peers`): the
     /// relaying sources of a relay, the bounce sources of a backscatter.
     Peers,
+    /// The alert's client as the server whose own settings the action
+    /// changes (e.g. stop relaying, `dist/actions/postfix-relay-brake`), not
+    /// an address it blocks: the allowlist (addresses never blocked) does
+    /// not apply, the rate cap and every other limit do.
+    Server,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -123,7 +123,7 @@ impl Planner {
             };
             if act.on.contains(&trigger) {
                 let candidates = match act.target {
-                    Target::Client => vec![a.ip],
+                    Target::Client | Target::Server => vec![a.ip],
                     Target::Peers => a.evidence.smtp_peers.iter().map(|p| p.0).collect(),
                 };
                 let acted = Acted {
@@ -174,11 +174,12 @@ impl Planner {
             .unwrap_or_default();
         let mut targets = Vec::new();
         let mut allowlisted = Vec::new();
+        let server = self.actions[i].target == Target::Server;
         for ip in candidates {
             if before.contains(&ip) || targets.contains(&ip) || allowlisted.contains(&ip) {
                 continue;
             }
-            if self.allowed(ip) {
+            if server || self.allowed(ip) {
                 targets.push(ip);
             } else {
                 allowlisted.push(ip);

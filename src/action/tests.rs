@@ -127,6 +127,17 @@ fn the_allowlist_is_never_acted_on() {
     assert_eq!(r.allowlisted, vec![ip("10.53.0.25")]);
     let Decision::Run(j) = &d[1] else { panic!() };
     assert_eq!(j.record.allowlisted, vec![ip("192.0.2.9")]);
+    // The same allowlisted mail server as the server whose settings an
+    // action changes (a relay brake): run.
+    let mut brake = action("brake", &["/bin/true"]);
+    brake.target = Target::Server;
+    let limits = ActionsConfig {
+        allowlist: vec!["10.53.0.0/24".into()],
+        ..ActionsConfig::default()
+    };
+    let mut p = Planner::new(vec![brake], limits, false);
+    let d = p.on_alert(&alert("10.53.0.25", Phase::Start, SEC, &[]), "{}");
+    assert_eq!(lines(&d), vec![("run", None, vec![ip("10.53.0.25")])]);
 }
 
 #[test]
