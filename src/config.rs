@@ -429,7 +429,8 @@ pub fn output_url(arg: &str) -> Result<OutputSection, String> {
             "cert" => o.cert = Some(v.into()),
             "key" => o.key = Some(v.into()),
             "server_name" => o.server_name = Some(v.into()),
-            _ if k.contains('.') => {
+            // librdkafka properties (`linger.ms`, ...), and its `debug` contexts.
+            _ if k.contains('.') || k == "debug" => {
                 o.properties.insert(k.into(), v.into());
             }
             _ => return Err(format!("{arg}: unknown option {k:?}")),

@@ -128,7 +128,11 @@ fn postfix_relay_brake_closes_relaying_holds_remote_mail_and_restores() {
     )
     .unwrap();
     for n in ["postqueue", "postsuper"] {
-        Command::new("chmod").arg("+x").arg(bin.join(n)).status().unwrap();
+        Command::new("chmod")
+            .arg("+x")
+            .arg(bin.join(n))
+            .status()
+            .unwrap();
     }
     let state = dir.path().join("state/brake");
     let brake = |op: &str| {
@@ -141,7 +145,11 @@ fn postfix_relay_brake_closes_relaying_holds_remote_mail_and_restores() {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "{op}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{op}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         text
     };
     let relay = || {
@@ -154,11 +162,17 @@ fn postfix_relay_brake_closes_relaying_holds_remote_mail_and_restores() {
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     };
     let said = brake("on");
-    assert_eq!(relay(), "permit_sasl_authenticated, reject_unauth_destination");
+    assert_eq!(
+        relay(),
+        "permit_sasl_authenticated, reject_unauth_destination"
+    );
     assert!(said.contains("1 queued messages held"), "{said}");
     let c = std::fs::read_to_string(&calls).unwrap();
     assert!(c.contains("postsuper -c"), "{c}");
-    assert!(c.contains("-h AAA1") && !c.contains("BBB2"), "only remote mail held: {c}");
+    assert!(
+        c.contains("-h AAA1") && !c.contains("BBB2"),
+        "only remote mail held: {c}"
+    );
     assert!(c.contains("reload"), "{c}");
     // A second `on` keeps the original setting saved.
     brake("on");
@@ -208,7 +222,12 @@ fn nft_actions_add_elements_with_a_timeout() {
 #[test]
 fn each_snippet_appended_to_a_config_checks() {
     let base = std::fs::read_to_string(repo().join("scripts/lab/mxwatch.toml")).unwrap();
-    for name in ["postfix-access", "postfix-relay-brake", "nft-set", "nft-spambot"] {
+    for name in [
+        "postfix-access",
+        "postfix-relay-brake",
+        "nft-set",
+        "nft-spambot",
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let snippet =
             std::fs::read_to_string(repo().join(format!("dist/actions/{name}.toml"))).unwrap();

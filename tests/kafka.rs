@@ -72,7 +72,6 @@ fn lines_of(path: &Path) -> Vec<String> {
 /// holds exactly the file's lines, each once, keyed by `source.ip`, one
 /// client's lines in one partition.
 #[test]
-#[ignore = "needs the tansu broker (scripts/deps-broker, 16-50 min cold build); not yet seen passing: run with --ignored"]
 fn kafka_gets_every_line_once_keyed_by_client() {
     let tansu = tansu();
     let port = free_port();
@@ -131,7 +130,6 @@ fn kafka_gets_every_line_once_keyed_by_client() {
 /// lines, more than the 200 buffered) and restarted: the lines counted as
 /// sent are in the topic, the rest counted as dropped, every query counted.
 #[test]
-#[ignore = "needs the tansu broker (scripts/deps-broker, 16-50 min cold build); not yet seen passing: run with --ignored"]
 fn kafka_broker_outage_buffers_then_counts_drops_and_never_stalls() {
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("SKIPPED: needs root (live capture on lo)");

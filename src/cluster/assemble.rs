@@ -117,6 +117,9 @@ struct Known {
 struct SensorMark {
     end: i64,
     last: bool,
+    /// Named in `--sensors`: its last mark does not release it (it may
+    /// publish again: a restart, the next file); only the lateness does.
+    expected: bool,
 }
 
 pub struct Partition {
@@ -148,6 +151,7 @@ impl Partition {
                     SensorMark {
                         end: i64::MIN,
                         last: false,
+                        expected: true,
                     },
                 )
             })
@@ -163,6 +167,16 @@ impl Partition {
             next_offset: 0,
             stats: AssembleStats::default(),
         }
+    }
+
+    /// The offset of the next message in sequence (None before the first).
+    pub fn next_offset(&self) -> Option<i64> {
+        (self.stats.messages > 0 || self.next_offset > 0).then_some(self.next_offset)
+    }
+
+    /// A message at `offset` that is not for the detector (unreadable, counted by the caller).
+    pub fn skip(&mut self, offset: i64) {
+        self.next_offset = self.next_offset.max(offset + 1);
     }
 
     /// Replaying what a previous owner already handled.
@@ -251,6 +265,7 @@ impl Partition {
             SensorMark {
                 end: at,
                 last: false,
+                expected: false,
             },
         );
         true
@@ -372,11 +387,12 @@ impl Partition {
         }
     }
 
-    /// The mark every sensor has passed (sensors whose input ended hold nothing back).
+    /// The mark every sensor has passed (sensors whose input ended hold
+    /// nothing back, unless named in `--sensors`).
     fn watermark(&self) -> i64 {
         self.sensors
             .values()
-            .filter(|s| !s.last)
+            .filter(|s| !s.last || s.expected)
             .map(|s| s.end)
             .min()
             .unwrap_or(i64::MAX)

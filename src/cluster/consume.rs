@@ -31,6 +31,15 @@ pub struct GroupMember {
     topic: String,
     cfg: AssembleConfig,
     parts: BTreeMap<i32, Partition>,
+    /// Partitions taken away, kept in case they come straight back (an
+    /// eager rebalance takes every partition away and gives most back): a
+    /// partition whose next message is the one after our last resumes here.
+    parked: BTreeMap<i32, Partition>,
+    /// Partitions rewound to rebuild state: the offset expected first
+    /// (messages fetched before the rewind are skipped).
+    rewound: BTreeMap<i32, i64>,
+    /// The offset this member last committed per partition.
+    last_committed: BTreeMap<i32, i64>,
     /// Committed offsets not yet sent (partition -> offset).
     to_commit: BTreeMap<i32, i64>,
     last_message: Instant,
@@ -64,7 +73,14 @@ impl GroupMember {
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
-            .set("log_level", "3");
+            .set(
+                "log_level",
+                if properties.contains_key("debug") {
+                    "7"
+                } else {
+                    "3"
+                },
+            );
         for (k, v) in properties {
             c.set(k, v);
         }
@@ -77,6 +93,9 @@ impl GroupMember {
             topic: topic.to_owned(),
             cfg,
             parts: BTreeMap::new(),
+            parked: BTreeMap::new(),
+            rewound: BTreeMap::new(),
+            last_committed: BTreeMap::new(),
             to_commit: BTreeMap::new(),
             last_message: Instant::now(),
             stats: MemberStats::default(),
@@ -106,14 +125,14 @@ impl GroupMember {
                     let (p, off) = (m.partition(), m.offset());
                     let payload = m.payload().unwrap_or_default().to_vec();
                     drop(m);
-                    if !self.parts.contains_key(&p) && !self.arrive(p, off) {
-                        // Rewound to the start: this message comes again.
+                    if !self.in_sequence(p, off) {
                         continue;
                     }
                     let part = self.parts.get_mut(&p).expect("partition");
                     match wire::decode(&payload) {
                         Ok(msg) => out.extend(part.message(off, msg, Instant::now())),
                         Err(e) => {
+                            part.skip(off);
                             self.stats.bad_messages += 1;
                             if self.stats.bad_messages == 1 {
                                 tracing::warn!(
@@ -143,6 +162,37 @@ impl GroupMember {
         out
     }
 
+    /// Whether the message at `off` of partition `p` goes to its state now:
+    /// a partition that was away (or whose messages jump: another member had
+    /// it meanwhile) is resumed from its parked state when nothing happened
+    /// in between, else rebuilt ([`Self::arrive`]).
+    fn in_sequence(&mut self, p: i32, off: i64) -> bool {
+        if let Some(&want) = self.rewound.get(&p) {
+            if off != want {
+                return false; // fetched before the rewind
+            }
+            self.rewound.remove(&p);
+            return true;
+        }
+        if let Some(part) = self.parts.get(&p) {
+            if part.next_offset().is_none_or(|n| n == off) {
+                return true;
+            }
+            // A gap or a step back: the partition was elsewhere meanwhile.
+            if let Some(gone) = self.parts.remove(&p) {
+                self.stats.assemble.add(&gone.stats);
+            }
+        } else if let Some(part) = self.parked.remove(&p) {
+            if part.next_offset() == Some(off) {
+                eprintln!("mxwatch detect: partition {p} came back at offset {off}: resumed");
+                self.parts.insert(p, part);
+                return true;
+            }
+            self.stats.assemble.add(&part.stats);
+        }
+        self.arrive(p, off)
+    }
+
     /// A partition's first message here. If an earlier owner committed an
     /// offset past the start of the retained messages, rewinds to the start
     /// (returns false: the message will come again) and replays up to it.
@@ -162,16 +212,18 @@ impl GroupMember {
                     "kafka: partition {p}: cannot rewind to {low} to rebuild state ({e}); reading on from {off}"
                 );
             } else {
-                tracing::info!(
-                    "kafka: partition {p} arrived at offset {off}: replaying {low}..{committed} to rebuild its clients' state"
+                eprintln!(
+                    "mxwatch detect: partition {p} arrived at offset {off}: replaying {low}..{committed} to rebuild its clients' state"
                 );
                 self.parts
                     .insert(p, Partition::new(self.cfg.clone(), committed.max(off)));
                 // The partition exists now: the message that comes again
                 // is not taken for a new arrival.
+                self.rewound.insert(p, low);
                 return false;
             }
         }
+        eprintln!("mxwatch detect: partition {p} arrived at offset {off}");
         self.parts
             .insert(p, Partition::new(self.cfg.clone(), committed.max(off)));
         true
@@ -198,6 +250,20 @@ impl GroupMember {
             .filter(|e| e.topic() == self.topic)
             .map(|e| e.partition())
             .collect();
+        // Back without a message since: resumed if nobody committed past us.
+        let back: Vec<i32> = mine
+            .iter()
+            .copied()
+            .filter(|p| self.parked.contains_key(p))
+            .collect();
+        for p in back {
+            if self.committed(p) == self.last_committed.get(&p).copied()
+                && let Some(part) = self.parked.remove(&p)
+            {
+                eprintln!("mxwatch detect: partition {p} came back: resumed");
+                self.parts.insert(p, part);
+            }
+        }
         let gone: Vec<i32> = self
             .parts
             .keys()
@@ -205,12 +271,15 @@ impl GroupMember {
             .filter(|p| !mine.contains(p))
             .collect();
         for p in gone {
-            if let Some(part) = self.parts.remove(&p) {
-                self.stats.assemble.add(&part.stats);
+            if let Some(part) = self.parts.remove(&p)
+                && let Some(old) = self.parked.insert(p, part)
+            {
+                self.stats.assemble.add(&old.stats);
             }
             self.to_commit.remove(&p);
+            self.rewound.remove(&p);
             self.stats.partitions_revoked += 1;
-            tracing::info!("kafka: partition {p} moved to another member");
+            eprintln!("mxwatch detect: partition {p} left this member");
         }
     }
 
@@ -224,6 +293,7 @@ impl GroupMember {
         for (p, off) in std::mem::take(&mut self.to_commit) {
             if self.parts.get(&p).is_some_and(|x| !x.replaying()) {
                 let _ = tpl.add_partition_offset(&self.topic, p, Offset::Offset(off));
+                self.last_committed.insert(p, off);
             }
         }
         let mode = if sync {
@@ -252,7 +322,7 @@ impl GroupMember {
     /// Totals over every partition held now and before.
     pub fn totals(&self) -> MemberStats {
         let mut s = self.stats.clone();
-        for p in self.parts.values() {
+        for p in self.parts.values().chain(self.parked.values()) {
             s.assemble.add(&p.stats);
         }
         s
