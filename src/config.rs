@@ -733,6 +733,7 @@ impl Settings {
             channel_batches: self.file.pipeline.channel_batches,
             output_queue_records: self.file.pipeline.output_queue_records,
             output_queue_alerts: self.file.pipeline.output_queue_alerts,
+            lanes: 1,
             lossless,
             engine: self.engine.clone(),
         }
