@@ -6,7 +6,11 @@
 //! `mxwatch_X_Y_total{source="eth0"}` (gauges without `_total`:
 //! `clients_tracked`; `*_delta` fields are left out, Prometheus takes its own
 //! rates), and `mxwatch.outputs.NAME.F` is `mxwatch_output_F_total{output=
-//! "NAME",type="syslog"}` (`queued` a gauge). So /metrics and capture_stats
+//! "NAME",type="syslog"}` (`queued` a gauge); with several capture threads
+//! per interface (`live --threads N`), each entry of `mxwatch.capture.threads`
+//! is `mxwatch_thread_X_Y_total{source="eth0",thread="K"}` (a family of its
+//! own, so that summing a `mxwatch_libpcap_*` family never counts a packet
+//! twice). So /metrics and capture_stats
 //! can never disagree: they are the same values, updated when the line is
 //! written (`--stats-interval` live, at the end of `read`). Alerts:
 //! `mxwatch_alerts_total{rule,type}`, counted as lines are written.
@@ -96,6 +100,26 @@ impl Metrics {
                     let help = format!("capture_stats mxwatch.capture.{} (SCHEMA.md)", p.join("."));
                     add(name, gauge, help, format!("source=\"{}\"", esc(source)), v);
                 });
+            }
+            if let Some(Value::Array(threads)) = body.get("capture").and_then(|c| c.get("threads"))
+            {
+                for t in threads {
+                    let Value::Object(fields) = t else { continue };
+                    let k = fields.get("thread").and_then(Value::as_u64).unwrap_or(0);
+                    let mut rest = fields.clone();
+                    rest.remove("thread");
+                    let rest = Value::Object(rest);
+                    let mut path = vec!["thread"];
+                    walk(&rest, &mut path, &mut |p, v| {
+                        let name = format!("mxwatch_{}_total", p.join("_"));
+                        let help = format!(
+                            "capture_stats mxwatch.capture.threads[].{} (SCHEMA.md)",
+                            p[1..].join(".")
+                        );
+                        let labels = format!("source=\"{}\",thread=\"{k}\"", esc(source));
+                        add(name, false, help, labels, v);
+                    });
+                }
             }
             if outputs_done {
                 continue;
