@@ -108,6 +108,9 @@ pub struct PipelineSection {
     /// Live: seconds SIGTERM/SIGINT waits for the output to take the last
     /// lines before giving up on a stuck writer.
     pub stop_timeout_secs: f64,
+    /// Live: capture threads per interface (`--threads`): libpcap handles in
+    /// one AF_PACKET fanout group, each with its own decoder.
+    pub capture_threads: usize,
 }
 
 impl Default for PipelineSection {
@@ -125,6 +128,7 @@ impl Default for PipelineSection {
             output_queue_records: 100_000,
             output_queue_alerts: 10_000,
             stop_timeout_secs: 5.0,
+            capture_threads: 1,
         }
     }
 }
@@ -356,6 +360,12 @@ fn validate(c: &FileConfig) -> Result<(), String> {
         if v == 0 || v > max {
             return Err(format!("{k} must be between 1 and {max}, not {v}"));
         }
+    }
+    if !(1..=MAX_CAPTURE_THREADS).contains(&p.capture_threads) {
+        return Err(format!(
+            "pipeline.capture_threads must be between 1 and {MAX_CAPTURE_THREADS}, not {}",
+            p.capture_threads
+        ));
     }
     if p.workers > 1024 {
         return Err(format!(
@@ -740,6 +750,16 @@ impl Settings {
     }
 }
 
+/// Most capture threads per interface (`--threads`, `pipeline.capture_threads`):
+/// far beyond any core count a sensor has, small enough that a typo is an error.
+pub const MAX_CAPTURE_THREADS: usize = 64;
+
+/// Capture threads per interface: `--threads`, else the config's
+/// `pipeline.capture_threads` (validated when loaded).
+pub fn capture_threads(args: &LiveArgs, s: &Settings) -> usize {
+    args.threads.unwrap_or(s.file.pipeline.capture_threads)
+}
+
 /// The flags only `live` has.
 pub fn check_live(args: &LiveArgs) -> Result<(), ConfigError> {
     for (i, name) in args.interfaces.iter().enumerate() {
@@ -763,6 +783,13 @@ pub fn check_live(args: &LiveArgs) -> Result<(), ConfigError> {
     {
         return Err(ConfigError(format!(
             "--channel-batches must be between 1 and 65536, not {n}"
+        )));
+    }
+    if let Some(n) = args.threads
+        && !(1..=MAX_CAPTURE_THREADS).contains(&n)
+    {
+        return Err(ConfigError(format!(
+            "--threads must be between 1 and {MAX_CAPTURE_THREADS}, not {n}"
         )));
     }
     if !(0..=1 << 30).contains(&args.buffer_size) || !(0..=262_144).contains(&args.snaplen) {
@@ -966,6 +993,8 @@ mod tests {
             "[pipeline]\nbatch_events = 1000000000000\n",
             "[pipeline]\nmax_clients = 0\n",
             "[pipeline]\nstop_timeout_secs = 1e20\n",
+            "[pipeline]\ncapture_threads = 0\n",
+            "[pipeline]\ncapture_threads = 65\n",
             "[detect]\nupdate_interval_secs = 1e300\n",
         ] {
             let e = parse(bad, "t.toml").unwrap_err().0;
