@@ -185,7 +185,7 @@ pub struct LiveArgs {
     pub channel_batches: Option<usize>,
     /// Capture threads per interface (1-64): N libpcap handles joined in one AF_PACKET
     /// fanout group (flow hash: both directions of a flow reach the same thread), each
-    /// with its own decoder; the output is what one thread writes [default: 1, or the
+    /// with its own decoder; counts and alerts are those of one thread [default: 1, or the
     /// config's pipeline.capture_threads]. Linux packet sockets only (not nflog, ...).
     #[arg(long, value_name = "N", conflicts_with = "dnstap")]
     pub threads: Option<usize>,

@@ -287,8 +287,7 @@ fn two_lane_bytes(s: &Settings, frames: &Frames, lag: i64) -> Vec<u8> {
     other.back.flush();
     let (_, r) = run.finish(|_| Vec::new());
     r.unwrap();
-    let v = buf.0.lock().unwrap().clone();
-    v
+    buf.0.lock().unwrap().clone()
 }
 
 /// The lines but capture_stats, without what depends on the order of events

@@ -218,3 +218,36 @@ pub fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<(), String> {
         .map_err(|e| format!("metrics thread: {e}"))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capture_threads_are_families_of_their_own() {
+        let m = Metrics::new();
+        let body = serde_json::json!({"capture": {
+            "mode": "live", "interface": "eth1", "packets_read": 10,
+            "libpcap": {"received": 10, "received_delta": 4},
+            "threads": [
+                {"thread": 0, "packets_read": 6, "libpcap": {"received": 6, "received_delta": 2}},
+                {"thread": 1, "packets_read": 4, "libpcap": {"received": 4, "received_delta": 2}},
+            ],
+        }});
+        m.state.lock().unwrap().capture.insert("eth1".into(), body);
+        let text = m.render();
+        for line in [
+            "mxwatch_packets_read_total{source=\"eth1\"} 10",
+            "mxwatch_libpcap_received_total{source=\"eth1\"} 10",
+            "mxwatch_thread_packets_read_total{source=\"eth1\",thread=\"0\"} 6",
+            "mxwatch_thread_libpcap_received_total{source=\"eth1\",thread=\"1\"} 4",
+            "# TYPE mxwatch_thread_libpcap_received_total counter",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+        assert!(
+            !text.contains("delta") && !text.contains("thread_thread"),
+            "{text}"
+        );
+    }
+}
