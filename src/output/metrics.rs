@@ -44,6 +44,9 @@ pub struct Metrics {
     state: Mutex<State>,
 }
 
+/// A metric family: (gauge?, help, samples as (labels, value)).
+type Family = (bool, String, Vec<(String, f64)>);
+
 /// Fields that are gauges (everything else numeric is a counter).
 fn is_gauge(path: &[&str]) -> bool {
     matches!(path.last(), Some(&"clients_tracked") | Some(&"queued"))
@@ -78,8 +81,7 @@ impl Metrics {
     /// The text exposition (format 0.0.4).
     pub fn render(&self) -> String {
         let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        // family -> (gauge?, help, samples)
-        let mut fams: BTreeMap<String, (bool, String, Vec<(String, f64)>)> = BTreeMap::new();
+        let mut fams: BTreeMap<String, Family> = BTreeMap::new();
         let mut add = |name: String, gauge: bool, help: String, labels: String, v: f64| {
             fams.entry(name)
                 .or_insert_with(|| (gauge, help, Vec::new()))
