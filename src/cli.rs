@@ -31,6 +31,7 @@ pub enum Command {
     #[command(after_help = "Examples:
   mxwatch live -i eth1 --user mxwatch -o /var/log/mxwatch/mxwatch.jsonl
   mxwatch live -i eth1 -i eth2 --local-domain sub.univ.ac.jp --user mxwatch
+  mxwatch live -i eth1 --threads 4 --user mxwatch           a busy link: 4 capture threads (AF_PACKET fanout)
   mxwatch live -i any --allow-root --stats-interval 10     quick look, as root, on every interface")]
     Live(LiveArgs),
     /// One member of a detector group: reads the per-client bins sensors publish
@@ -238,6 +239,12 @@ pub struct LiveArgs {
     /// Batches queued per classifier before the capture drops (and counts) a batch.
     #[arg(long, value_name = "N")]
     pub channel_batches: Option<usize>,
+    /// Capture threads per interface (1-64): N libpcap handles joined in one AF_PACKET
+    /// fanout group (flow hash: both directions of a flow reach the same thread), each
+    /// with its own decoder; counts and alerts are those of one thread [default: 1, or the
+    /// config's pipeline.capture_threads]. Linux packet sockets only (not nflog, ...).
+    #[arg(long, value_name = "N", conflicts_with = "dnstap")]
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -108,6 +108,9 @@ pub struct PipelineSection {
     /// Live: seconds SIGTERM/SIGINT waits for the output to take the last
     /// lines before giving up on a stuck writer.
     pub stop_timeout_secs: f64,
+    /// Live: capture threads per interface (`--threads`): libpcap handles in
+    /// one AF_PACKET fanout group, each with its own decoder.
+    pub capture_threads: usize,
 }
 
 impl Default for PipelineSection {
@@ -125,6 +128,7 @@ impl Default for PipelineSection {
             output_queue_records: 100_000,
             output_queue_alerts: 10_000,
             stop_timeout_secs: 5.0,
+            capture_threads: 1,
         }
     }
 }
@@ -356,6 +360,12 @@ fn validate(c: &FileConfig) -> Result<(), String> {
         if v == 0 || v > max {
             return Err(format!("{k} must be between 1 and {max}, not {v}"));
         }
+    }
+    if !(1..=MAX_CAPTURE_THREADS).contains(&p.capture_threads) {
+        return Err(format!(
+            "pipeline.capture_threads must be between 1 and {MAX_CAPTURE_THREADS}, not {}",
+            p.capture_threads
+        ));
     }
     if p.workers > 1024 {
         return Err(format!(
@@ -744,6 +754,7 @@ impl Settings {
             channel_batches: self.file.pipeline.channel_batches,
             output_queue_records: self.file.pipeline.output_queue_records,
             output_queue_alerts: self.file.pipeline.output_queue_alerts,
+            lanes: 1,
             lossless,
             engine: self.engine.clone(),
         }
@@ -846,6 +857,16 @@ pub fn detect_settings(a: &crate::cli::DetectArgs) -> Result<DetectSettings, Con
     })
 }
 
+/// Most capture threads per interface (`--threads`, `pipeline.capture_threads`):
+/// far beyond any core count a sensor has, small enough that a typo is an error.
+pub const MAX_CAPTURE_THREADS: usize = 64;
+
+/// Capture threads per interface: `--threads`, else the config's
+/// `pipeline.capture_threads` (validated when loaded).
+pub fn capture_threads(args: &LiveArgs, s: &Settings) -> usize {
+    args.threads.unwrap_or(s.file.pipeline.capture_threads)
+}
+
 /// The flags only `live` has.
 pub fn check_live(args: &LiveArgs) -> Result<(), ConfigError> {
     for (i, name) in args.interfaces.iter().enumerate() {
@@ -871,6 +892,13 @@ pub fn check_live(args: &LiveArgs) -> Result<(), ConfigError> {
             "--channel-batches must be between 1 and 65536, not {n}"
         )));
     }
+    if let Some(n) = args.threads
+        && !(1..=MAX_CAPTURE_THREADS).contains(&n)
+    {
+        return Err(ConfigError(format!(
+            "--threads must be between 1 and {MAX_CAPTURE_THREADS}, not {n}"
+        )));
+    }
     if !(0..=1 << 30).contains(&args.buffer_size) || !(0..=262_144).contains(&args.snaplen) {
         return Err(ConfigError(format!(
             "--buffer-size must be between 0 and 1 GiB and --snaplen between 0 and 262144, not {} and {}",
@@ -892,10 +920,10 @@ pub fn log_settings(args: &crate::cli::LogArgs) -> Result<crate::input::LogSetti
             None => servers.default = Some(s.parse().map_err(|_| bad())?),
         }
     }
-    if let Some(y) = args.log_year {
-        if !(1970..=9999).contains(&y) {
-            return Err(ConfigError(format!("--log-year {y}: not a year")));
-        }
+    if let Some(y) = args.log_year
+        && !(1970..=9999).contains(&y)
+    {
+        return Err(ConfigError(format!("--log-year {y}: not a year")));
     }
     Ok(crate::input::LogSettings {
         year: args.log_year,
@@ -1072,6 +1100,8 @@ mod tests {
             "[pipeline]\nbatch_events = 1000000000000\n",
             "[pipeline]\nmax_clients = 0\n",
             "[pipeline]\nstop_timeout_secs = 1e20\n",
+            "[pipeline]\ncapture_threads = 0\n",
+            "[pipeline]\ncapture_threads = 65\n",
             "[detect]\nupdate_interval_secs = 1e300\n",
         ] {
             let e = parse(bad, "t.toml").unwrap_err().0;

@@ -106,6 +106,8 @@ pub struct Stage {
     classifier: Classifier,
     detector: Detector,
     closed: Vec<Closed>,
+    /// Several fronts (live capture threads) feed this stage: see [`LaneGate`].
+    gate: Option<LaneGate>,
 }
 
 /// The classifier's downstream: detection on each closed bin, as it closes.
@@ -129,6 +131,131 @@ impl Downstream for Detect<'_> {
     }
 }
 
+/// Events a [`LaneGate`] holds per stage at most (about 35 MB): beyond, it
+/// stops waiting for the slowest front (see [`LaneGate`]). Normal lag
+/// between fronts is a quiet front's clock lag (`CLOCK_LAG_MICROS`, 0.5 s)
+/// plus a poll: this covers it beyond 400,000 events/s per stage.
+pub const HELD_MAX_EVENTS: usize = 1 << 18;
+
+/// Several fronts feeding one stage (`live --threads N`: N capture threads
+/// of an AF_PACKET fanout group, each with its own decoder and bin clock).
+///
+/// The classifier closes its open bin on the first event past it. With one
+/// front that is right: packets come in time order. With several, the
+/// kernel's flow hash gives each front a share of the packets, and one front
+/// may enter bin t+1 while another still has packets of bin t on their way;
+/// closing bin t then would count the rest of bin t in bin t+1 (as "out of
+/// order"). So the gate keeps the classifier on the bin that every front has
+/// reached: a front's ticks say which bin its clock is in (it announces its
+/// first bin too, [`Back::start`]); events at or past the bin after that are
+/// held, in arrival order, and released bin by bin once every front has
+/// passed. Every event lands in the bin of its own packet time, as with one
+/// front, and the bin clock never goes back (the lowest of non-decreasing
+/// clocks). A front that is quiet still ticks with the wall clock (less
+/// `CLOCK_LAG_MICROS`), so bins close at most that much later than with one.
+///
+/// Bounded: past [`HELD_MAX_EVENTS`] held events the gate stops waiting and
+/// closes up to the newest held event's bin; the slow front's late events
+/// then count in the open bin and in `dns.out_of_order_events`, as a late
+/// packet does with one front.
+struct LaneGate {
+    bins: Bins,
+    /// The bin each front's clock is in; None until it is heard from.
+    at: Vec<Option<Micros>>,
+    /// Every front has reached this bin: the classifier's open bin.
+    released: Option<Micros>,
+    /// Events at or past `released + bin`, in arrival order.
+    held: Batch,
+    /// Buffers reused for splitting batches.
+    spare: Batch,
+    spare2: Batch,
+    /// [`HELD_MAX_EVENTS`] (smaller in tests).
+    max_held: usize,
+}
+
+fn event_ts(e: &Event) -> Micros {
+    match e {
+        Event::Dns(d) => d.ts,
+        Event::Smtp(s) => s.ts_micros,
+    }
+}
+
+/// Copies one event of `from` (with its DNS bytes) into `to`.
+fn copy_event(to: &mut Batch, from: &Batch, e: &Event) {
+    match e {
+        Event::Dns(d) => {
+            let (start, len) = to.push_dns_bytes(from.dns_bytes(d));
+            to.events.push(Event::Dns(RawDns { start, len, ..*d }));
+        }
+        Event::Smtp(s) => to.events.push(Event::Smtp(s.clone())),
+    }
+}
+
+impl LaneGate {
+    fn new(lanes: usize, bins: Bins) -> Self {
+        LaneGate {
+            bins,
+            at: vec![None; lanes],
+            released: None,
+            held: Batch::default(),
+            spare: Batch::default(),
+            spare2: Batch::default(),
+            max_held: HELD_MAX_EVENTS,
+        }
+    }
+
+    /// Events before this time go to the classifier now.
+    fn limit(&self) -> Option<Micros> {
+        self.released.map(|r| r + self.bins.micros)
+    }
+
+    /// Splits `batch`: what may go now into the returned batch (empty when
+    /// nothing may), the rest onto `held`.
+    fn split(&mut self, batch: &Batch) -> Batch {
+        let limit = self.limit();
+        let mut now = std::mem::take(&mut self.spare);
+        now.clear();
+        for e in &batch.events {
+            if limit.is_some_and(|l| event_ts(e) < l) {
+                copy_event(&mut now, batch, e);
+            } else {
+                copy_event(&mut self.held, batch, e);
+            }
+        }
+        now
+    }
+
+    /// Takes the held events before `limit` (in arrival order) out of `held`.
+    fn take_before(&mut self, limit: Micros) -> Option<Batch> {
+        if self.held.events.iter().all(|e| event_ts(e) >= limit) {
+            return None;
+        }
+        let mut go = std::mem::take(&mut self.spare);
+        go.clear();
+        let mut keep = std::mem::take(&mut self.spare2);
+        keep.clear();
+        for e in &self.held.events {
+            if event_ts(e) < limit {
+                copy_event(&mut go, &self.held, e);
+            } else {
+                copy_event(&mut keep, &self.held, e);
+            }
+        }
+        self.spare2 = std::mem::replace(&mut self.held, keep);
+        Some(go)
+    }
+
+    /// The bin of the earliest held event.
+    fn earliest_bin(&self) -> Option<Micros> {
+        self.held
+            .events
+            .iter()
+            .map(event_ts)
+            .min()
+            .map(|t| self.bins.start_of(t))
+    }
+}
+
 impl Stage {
     /// A stage for one shard: `shards` divides the client and pending caps.
     pub fn new(cfg: &EngineConfig, shards: usize) -> Self {
@@ -138,11 +265,25 @@ impl Stage {
         classify.max_clients = (classify.max_clients / shards).max(1);
         classify.max_pending = (classify.max_pending / shards).max(2);
         classify.idle_bins_closed = detector.useful_empty_bins();
+        let bins = classify.bins;
         Stage {
             classifier: Classifier::new(classify),
             detector,
             closed: Vec::new(),
+            gate: None,
         }
+        .lanes(1, bins)
+    }
+
+    /// Fed by `lanes` fronts, each ticking with [`Self::lane_tick`] (more
+    /// than one: a [`LaneGate`]).
+    pub fn with_lanes(self, lanes: usize, cfg: &EngineConfig) -> Self {
+        self.lanes(lanes, cfg.classify.bins)
+    }
+
+    fn lanes(mut self, lanes: usize, bins: Bins) -> Self {
+        self.gate = (lanes > 1).then(|| LaneGate::new(lanes, bins));
+        self
     }
 
     fn down(&mut self) -> (&mut Classifier, Detect<'_>) {
@@ -156,8 +297,38 @@ impl Stage {
     }
 
     pub fn on_batch(&mut self, batch: &Batch) {
+        let Some(g) = &mut self.gate else {
+            let (c, mut d) = self.down();
+            c.on_batch(batch, &mut d);
+            return;
+        };
+        if let Some(l) = g.limit()
+            && batch.events.iter().all(|e| event_ts(e) < l)
+        {
+            let (c, mut d) = self.down();
+            c.on_batch(batch, &mut d);
+            return;
+        }
+        let now = g.split(batch);
+        let over = g.held.len() > g.max_held;
         let (c, mut d) = self.down();
-        c.on_batch(batch, &mut d);
+        c.on_batch(&now, &mut d);
+        if let Some(g) = &mut self.gate {
+            g.spare = now;
+        }
+        if over {
+            // A front lags far behind: stop waiting for it.
+            if let Some(newest) = self.gate.as_ref().and_then(|g| {
+                g.held
+                    .events
+                    .iter()
+                    .map(event_ts)
+                    .max()
+                    .map(|t| g.bins.start_of(t))
+            }) {
+                self.advance(newest);
+            }
+        }
     }
 
     pub fn tick(&mut self, bin: Micros) {
@@ -165,8 +336,65 @@ impl Stage {
         c.tick(bin, &mut d);
     }
 
+    /// Front `lane`'s clock entered the bin starting at `bin` (with one
+    /// front: [`Self::tick`]).
+    pub fn lane_tick(&mut self, lane: usize, bin: Micros) {
+        let Some(g) = &mut self.gate else {
+            self.tick(bin);
+            return;
+        };
+        let Some(at) = g.at.get_mut(lane) else {
+            return;
+        };
+        *at = Some(at.map_or(bin, |a| a.max(bin)));
+        if g.at.iter().any(Option::is_none) {
+            return;
+        }
+        let low = g.at.iter().flatten().copied().min().expect("lanes");
+        if g.released.is_none_or(|r| low > r) {
+            self.advance(low);
+        }
+    }
+
+    /// Closes every bin before `to` (every front has passed them), releasing
+    /// the held events bin by bin, then those of the bin `to` opens.
+    fn advance(&mut self, to: Micros) {
+        let Stage {
+            classifier,
+            detector,
+            closed,
+            gate: Some(g),
+        } = self
+        else {
+            return;
+        };
+        let mut d = Detect { detector, closed };
+        let micros = g.bins.micros;
+        while let Some(b) = g.earliest_bin().filter(|&b| b < to) {
+            classifier.tick(b, &mut d);
+            if let Some(go) = g.take_before(b + micros) {
+                classifier.on_batch(&go, &mut d);
+                g.spare = go;
+            }
+        }
+        if g.released.is_none_or(|r| to > r) {
+            classifier.tick(to, &mut d);
+            g.released = Some(to);
+        }
+        let limit = g.released.expect("set") + micros;
+        if let Some(go) = g.take_before(limit) {
+            classifier.on_batch(&go, &mut d);
+            g.spare = go;
+        }
+    }
+
     /// End of input: the open bin closes and every incident ends.
     pub fn finish(&mut self) {
+        // What the gate holds first, bin by bin (each `advance` releases at
+        // least the earliest held bin).
+        while let Some(b) = self.gate.as_ref().and_then(LaneGate::earliest_bin) {
+            self.advance(b);
+        }
         let (c, mut d) = self.down();
         if let Some(end) = c.finish(&mut d) {
             let alerts = self.detector.finish(end);
@@ -174,6 +402,12 @@ impl Stage {
                 last.alerts.extend(alerts);
             }
         }
+    }
+
+    /// Start of the open bin: every bin before it is closed (and in
+    /// [`Self::take`] or taken before).
+    pub fn open_bin(&self) -> Option<Micros> {
+        self.classifier.open_bin()
     }
 
     /// The bins closed since the last call.
@@ -195,6 +429,9 @@ impl Stage {
 pub trait Back: EventSink {
     /// Packet time entered the bin starting at `bin`.
     fn tick(&mut self, bin: Micros);
+    /// The first packet time (or clock) is in the bin starting at `bin`: a
+    /// front among several says where its clock starts ([`LaneGate`]).
+    fn start(&mut self, _bin: Micros) {}
     /// A frame's events are all out.
     fn end_of_frame(&mut self) {}
     /// (batches, events) dropped so far on the way to the classifiers.
@@ -309,7 +546,10 @@ impl<B: Back> Front<B> {
     /// Advances packet time (a frame, or a quiet wire's clock in live mode):
     /// entering a new bin ticks the back end and expires idle flows.
     pub fn clock(&mut self, ts: Micros) {
-        self.first_ts.get_or_insert(ts);
+        if self.first_ts.is_none() {
+            self.first_ts = Some(ts);
+            self.back.start(self.bins.start_of(ts));
+        }
         match self.last_ts {
             Some(l) if ts < l.saturating_sub(self.bins.micros) => self.went_back = true,
             Some(l) if ts <= l => {}
@@ -449,5 +689,149 @@ impl Engine {
 
     pub fn clients(&self) -> usize {
         self.front.back.stage.clients()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    const S: Micros = 1_000_000;
+    const T0: Micros = 1_700_000_000 * S;
+
+    fn cfg() -> EngineConfig {
+        EngineConfig {
+            classify: ClassifyConfig {
+                bins: Bins::new(S),
+                max_clients: 1000,
+                max_pending: 1000,
+                local_domains: Vec::new(),
+                idle_bins_closed: 0,
+            },
+            detect: DetectorConfig::default(),
+            overrides: Vec::new(),
+            decode: DecodeLimits::default(),
+        }
+    }
+
+    /// A batch of A queries of client 10.0.0.`c` at the given offsets from T0.
+    fn queries(c: u8, at: &[Micros]) -> Batch {
+        let mut msg = vec![0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        msg.extend_from_slice(b"\x01a\x04test\x00\x00\x01\x00\x01");
+        let mut b = Batch::default();
+        for &t in at {
+            push_dns(
+                &mut b,
+                &DnsSighting {
+                    ts: T0 + t,
+                    client: Ipv4Addr::new(10, 0, 0, c).into(),
+                    server: Ipv4Addr::new(10, 0, 1, 53).into(),
+                    client_port: 4000,
+                    tcp: false,
+                    query_only: true,
+                    payload: &msg,
+                },
+            );
+        }
+        b
+    }
+
+    /// (bin offset from T0 in s, client last octet, queries) of closed bins.
+    fn counts(stage: &mut Stage) -> Vec<(i64, u8, u64)> {
+        let mut out = Vec::new();
+        for c in stage.take() {
+            for r in &c.bin.clients {
+                let IpAddr::V4(a) = r.ip else { panic!() };
+                out.push(((c.bin.start - T0) / S, a.octets()[3], r.bin.dns.queries));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn one_front_closes_a_bin_on_the_first_event_past_it() {
+        let mut st = Stage::new(&cfg(), 1);
+        st.on_batch(&queries(1, &[S / 2]));
+        st.on_batch(&queries(1, &[S + 1]));
+        assert_eq!(counts(&mut st), vec![(0, 1, 1)]);
+    }
+
+    #[test]
+    fn a_front_ahead_waits_for_the_others() {
+        let mut st = Stage::new(&cfg(), 1).with_lanes(2, &cfg());
+        st.lane_tick(0, T0);
+        // Lane 1 is not heard from yet: nothing may go, all is held.
+        st.on_batch(&queries(1, &[S / 2]));
+        assert_eq!(st.open_bin(), None);
+        st.lane_tick(1, T0);
+        assert_eq!(st.open_bin(), Some(T0));
+        // Lane 1 is in bin 1 already; lane 0 still sends bin 0.
+        st.lane_tick(1, T0 + S);
+        st.on_batch(&queries(1, &[S + 10, 2 * S + 5]));
+        st.on_batch(&queries(1, &[S - 10]));
+        assert_eq!(counts(&mut st), vec![], "bin 0 waits for lane 0");
+        st.lane_tick(0, T0 + S);
+        assert_eq!(
+            counts(&mut st),
+            vec![(0, 1, 2)],
+            "both of bin 0, none later"
+        );
+        assert_eq!(st.open_bin(), Some(T0 + S));
+        st.lane_tick(0, T0 + 3 * S);
+        st.lane_tick(1, T0 + 3 * S);
+        assert_eq!(counts(&mut st), vec![(1, 1, 1), (2, 1, 1)]);
+        st.on_batch(&queries(1, &[3 * S + 1]));
+        st.finish();
+        assert_eq!(counts(&mut st), vec![(3, 1, 1)]);
+        assert_eq!(st.stats().out_of_order_events, 0);
+    }
+
+    #[test]
+    fn held_events_close_in_their_own_bins_at_the_end() {
+        let mut st = Stage::new(&cfg(), 1).with_lanes(3, &cfg());
+        st.lane_tick(0, T0);
+        st.lane_tick(1, T0);
+        st.on_batch(&queries(2, &[5 * S, S, 3 * S, S + 1]));
+        st.finish();
+        assert_eq!(
+            counts(&mut st),
+            vec![(1, 2, 2), (2, 2, 0), (3, 2, 1), (4, 2, 0), (5, 2, 1)]
+                .into_iter()
+                .filter(|c| c.2 > 0)
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_late_event_counts_in_the_open_bin_as_with_one_front() {
+        let mut st = Stage::new(&cfg(), 1).with_lanes(2, &cfg());
+        st.lane_tick(0, T0 + S);
+        st.lane_tick(1, T0 + S);
+        st.on_batch(&queries(1, &[S / 2]));
+        st.finish();
+        assert_eq!(counts(&mut st), vec![(1, 1, 1)]);
+        assert_eq!(st.stats().out_of_order_events, 1);
+    }
+
+    #[test]
+    fn a_stuck_front_is_not_waited_for_beyond_the_cap() {
+        let mut st = Stage::new(&cfg(), 1).with_lanes(2, &cfg());
+        st.gate.as_mut().unwrap().max_held = 10;
+        st.lane_tick(0, T0);
+        st.lane_tick(1, T0);
+        // Lane 1 moves on; lane 0 is stuck in bin 0.
+        for k in 1..=4 {
+            st.lane_tick(1, T0 + k * S);
+            st.on_batch(&queries(3, &[k * S, k * S + 1, k * S + 2]));
+        }
+        // 12 held > 10: bins up to the newest held one's close.
+        assert_eq!(st.open_bin(), Some(T0 + 4 * S));
+        assert_eq!(counts(&mut st), vec![(1, 3, 3), (2, 3, 3), (3, 3, 3)]);
+        // Lane 0 wakes up with a packet of bin 0: late, counted, not lost.
+        st.on_batch(&queries(3, &[S / 2]));
+        st.finish();
+        assert_eq!(counts(&mut st), vec![(4, 3, 4)]);
+        assert_eq!(st.stats().out_of_order_events, 1);
     }
 }

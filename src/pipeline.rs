@@ -7,12 +7,21 @@
 //! output thread:  engine::merge of the shards' bins, in order -> output::Sink
 //! ```
 //!
+//! Live capture with `--threads N` runs N fronts (one per capture thread of
+//! an AF_PACKET fanout group, [`Running::take_lanes`]), all sending to the
+//! same shards; each shard's `Stage` then waits for every front's clock
+//! before closing a bin (`engine::LaneGate`), so a bin holds what one front
+//! would have put in it.
+//!
 //! The capture side sends a `Tick` to every shard whenever packet time enters
-//! a new bin, so all shards close the same bins; the output thread waits for
-//! every shard's answer to a tick before writing, and sorts, so a file gives
-//! the same bytes whatever the number of shards. In lossless mode (files) a
-//! full channel blocks the capture thread; otherwise (live) the batch is
-//! dropped and counted, and the capture thread never waits.
+//! a new bin, so all shards close the same bins; each answer says up to which
+//! bin the shard has closed, and the output thread writes a bin once every
+//! shard is past it, merged and sorted, so a file gives the same bytes
+//! whatever the number of shards (and with several fronts, whose ticks reach
+//! the shards in different orders, a bin is still written whole, once). In
+//! lossless mode (files) a full channel blocks the capture thread; otherwise
+//! (live) the batch is dropped and counted, and the capture thread never
+//! waits.
 //!
 //! The output queue is bounded too (issue 12: with a stalled reader of
 //! stdout it grew by gigabytes). In live mode a shard charges what it queues
@@ -52,6 +61,8 @@ pub struct PipelineConfig {
     pub output_queue_records: usize,
     /// Live: alerts queued for the output at most.
     pub output_queue_alerts: usize,
+    /// Fronts feeding the shards (live `--threads`; files: 1).
+    pub lanes: usize,
     pub engine: EngineConfig,
 }
 
@@ -112,7 +123,11 @@ impl OutputBudget {
 
 enum ShardMsg {
     Batch(Batch),
-    Tick(i64),
+    /// Front `lane`'s packet time entered the bin starting at `bin`.
+    Tick {
+        lane: usize,
+        bin: i64,
+    },
     Finish,
 }
 
@@ -122,6 +137,8 @@ enum OutMsg {
         closed: Vec<Closed>,
         /// (records, alerts) charged to the output budget.
         charged: (usize, usize),
+        /// The shard's open bin: every bin before it is closed and sent.
+        upto: Option<i64>,
     },
     Done(ClassifierHealth),
     /// Replace the output's writer (SIGHUP, log rotation): lines queued
@@ -134,6 +151,9 @@ enum OutMsg {
 
 /// The capture side's view of the channels: an [`EventSink`] that shards.
 pub struct Sharder {
+    /// Which front this is, of `lanes`.
+    lane: usize,
+    lanes: usize,
     senders: Vec<Sender<ShardMsg>>,
     batches: Vec<Batch>,
     pool: Receiver<Batch>,
@@ -246,7 +266,15 @@ impl EventSink for Sharder {
 
 impl Back for Sharder {
     fn tick(&mut self, bin: Micros) {
-        self.broadcast(|| ShardMsg::Tick(bin));
+        let lane = self.lane;
+        self.broadcast(|| ShardMsg::Tick { lane, bin });
+    }
+    fn start(&mut self, bin: Micros) {
+        // One of several fronts: the shards wait to hear where each starts.
+        // (With one, no extra tick: a file's output stays as it was.)
+        if self.lanes > 1 {
+            self.tick(bin);
+        }
     }
     fn dropped(&self) -> (u64, u64) {
         (self.dropped_batches, self.dropped_events)
@@ -299,6 +327,9 @@ impl HealthSender {
 
 pub struct Running {
     pub capture: CaptureSide,
+    /// The fronts of lanes 1.. (`PipelineConfig::lanes`), for the caller to
+    /// drive on threads of its own ([`Self::take_lanes`]).
+    lanes: Vec<Front<Sharder>>,
     shards: Vec<JoinHandle<()>>,
     output: JoinHandle<(Box<dyn Sink>, std::io::Result<()>)>,
     /// Told when the output thread is done (for a deadline on a stuck writer).
@@ -318,7 +349,8 @@ pub fn start(cfg: PipelineConfig, output: Box<dyn Sink>) -> Running {
         lossy: !cfg.lossless,
         ..OutputBudget::default()
     });
-    let (pool_tx, pool_rx) = bounded::<Batch>(workers * cfg.channel_batches + workers);
+    let lanes = cfg.lanes.max(1);
+    let (pool_tx, pool_rx) = bounded::<Batch>(workers * cfg.channel_batches + workers * lanes);
     let mut senders = Vec::new();
     let mut shards = Vec::new();
     for i in 0..workers {
@@ -326,7 +358,7 @@ pub fn start(cfg: PipelineConfig, output: Box<dyn Sink>) -> Running {
         senders.push(tx);
         let out = out_tx.clone();
         let pool = pool_tx.clone();
-        let stage = Stage::new(&cfg.engine, workers);
+        let stage = Stage::new(&cfg.engine, workers).with_lanes(lanes, &cfg.engine);
         let b = budget.clone();
         shards.push(
             std::thread::Builder::new()
@@ -348,25 +380,34 @@ pub fn start(cfg: PipelineConfig, output: Box<dyn Sink>) -> Running {
             r
         })
         .expect("spawn output thread");
-    let sharder = Sharder {
-        senders,
-        batches: (0..workers)
-            .map(|_| Batch::with_capacity(cfg.batch_events))
-            .collect(),
-        pool: pool_rx,
-        batch_events: cfg.batch_events.max(1),
-        lossless: cfg.lossless,
-        dropped_batches: 0,
-        dropped_events: 0,
-        drop_log: DropLog::default(),
-    };
+    let mut fronts: Vec<Front<Sharder>> = (0..lanes)
+        .map(|lane| {
+            let sharder = Sharder {
+                lane,
+                lanes,
+                senders: senders.clone(),
+                batches: (0..workers)
+                    .map(|_| Batch::with_capacity(cfg.batch_events))
+                    .collect(),
+                pool: pool_rx.clone(),
+                batch_events: cfg.batch_events.max(1),
+                lossless: cfg.lossless,
+                dropped_batches: 0,
+                dropped_events: 0,
+                drop_log: DropLog::default(),
+            };
+            Front::new(sharder, cfg.engine.classify.bins, cfg.engine.decode.clone())
+        })
+        .collect();
+    drop(senders);
     let capture = CaptureSide {
-        front: Front::new(sharder, cfg.engine.classify.bins, cfg.engine.decode.clone()),
+        front: fronts.remove(0),
         out_tx,
         output_failed,
     };
     Running {
         capture,
+        lanes: fronts,
         shards,
         output,
         output_done,
@@ -375,6 +416,14 @@ pub fn start(cfg: PipelineConfig, output: Box<dyn Sink>) -> Running {
 }
 
 impl Running {
+    /// The fronts of lanes 1.. (lane 0 is `capture.front`). Each sends to
+    /// the same shards; the caller drives them (any thread), then, before
+    /// [`Self::finish`] / [`Self::finish_within`], hands over what they hold
+    /// with `front.back.flush()` and drops them or keeps them for stats.
+    pub fn take_lanes(&mut self) -> Vec<Front<Sharder>> {
+        std::mem::take(&mut self.lanes)
+    }
+
     /// Flushes every bin and alert, then writes the final capture_stats
     /// lines (`snaps` of the capture side at its end) once the shards are
     /// done; returns the sink and any write error.
@@ -434,12 +483,13 @@ fn shard_loop(
     pool: Sender<Batch>,
     budget: Arc<OutputBudget>,
 ) {
-    let send = |mut closed: Vec<Closed>| {
+    let send = |mut closed: Vec<Closed>, upto: Option<i64>| {
         let charged = budget.charge(&mut closed);
         let _ = out.send(OutMsg::Closed {
             shard: id,
             closed,
             charged,
+            upto,
         });
     };
     for msg in rx {
@@ -449,13 +499,13 @@ fn shard_loop(
                 b.clear();
                 let _ = pool.try_send(b);
             }
-            ShardMsg::Tick(t) => {
-                stage.tick(t);
-                send(stage.take());
+            ShardMsg::Tick { lane, bin } => {
+                stage.lane_tick(lane, bin);
+                send(stage.take(), stage.open_bin());
             }
             ShardMsg::Finish => {
                 stage.finish();
-                send(stage.take());
+                send(stage.take(), Some(i64::MAX));
                 break;
             }
         }
@@ -476,10 +526,10 @@ fn output_loop(
     budget: Arc<OutputBudget>,
 ) -> (Box<dyn Sink>, std::io::Result<()>) {
     let mut result = Ok(());
-    // Each shard's answers to ticks, oldest first; a tick is written once
-    // every shard has answered it.
-    let mut pending: Vec<std::collections::VecDeque<(Vec<Closed>, (usize, usize))>> =
-        vec![Default::default(); workers];
+    // Closed bins not yet written, each with what it charged to the budget;
+    // a bin is written once every shard has closed it (`upto` past it).
+    let mut waiting: Vec<(Closed, (usize, usize))> = Vec::new();
+    let mut upto: Vec<Option<i64>> = vec![None; workers];
     let mut health = ClassifierHealth::default();
     let mut done = 0;
     let record = |r: std::io::Result<()>, result: &mut std::io::Result<()>| {
@@ -496,24 +546,49 @@ fn output_loop(
                 shard,
                 closed,
                 charged,
+                upto: at,
             } => {
-                pending[shard].push_back((closed, charged));
-                while pending.iter().all(|p| !p.is_empty()) {
-                    let mut tick: Vec<Closed> = Vec::new();
-                    let mut release = Vec::new();
-                    for (c, ch) in pending.iter_mut().filter_map(|p| p.pop_front()) {
-                        tick.extend(c);
-                        release.push(ch);
-                    }
-                    if result.is_ok() {
-                        let r = merger
-                            .merge(tick)
-                            .iter()
-                            .try_for_each(|c| output.bin_lines(&c.bin, &c.alerts));
-                        record(r, &mut result);
-                    }
-                    release.into_iter().for_each(|ch| budget.release(ch));
+                // The budget strips a whole answer or nothing: what each bin
+                // holds of the charge is its own count, or nothing.
+                waiting.extend(closed.into_iter().map(|c| {
+                    let own = (
+                        if charged.0 > 0 {
+                            c.bin.clients.len()
+                        } else {
+                            0
+                        },
+                        if charged.1 > 0 { c.alerts.len() } else { 0 },
+                    );
+                    (c, own)
+                }));
+                if at > upto[shard] {
+                    upto[shard] = at;
                 }
+                let Some(Some(low)) = upto.iter().copied().min() else {
+                    continue;
+                };
+                if !waiting.iter().any(|(c, _)| c.bin.start < low) {
+                    continue;
+                }
+                let (ready, later): (Vec<_>, Vec<_>) =
+                    waiting.drain(..).partition(|(c, _)| c.bin.start < low);
+                waiting = later;
+                let mut release = Vec::with_capacity(ready.len());
+                let bins: Vec<Closed> = ready
+                    .into_iter()
+                    .map(|(c, ch)| {
+                        release.push(ch);
+                        c
+                    })
+                    .collect();
+                if result.is_ok() {
+                    let r = merger
+                        .merge(bins)
+                        .iter()
+                        .try_for_each(|c| output.bin_lines(&c.bin, &c.alerts));
+                    record(r, &mut result);
+                }
+                release.into_iter().for_each(|ch| budget.release(ch));
             }
             OutMsg::Done(h) => {
                 health.add(&h);

@@ -3,6 +3,7 @@
 //! root or netns each test prints "SKIPPED: needs root + netns" and returns.
 //! Missing tools fail the test with a message naming them.
 
+mod common;
 mod support;
 
 use std::collections::BTreeMap;
@@ -348,6 +349,273 @@ fn replay_once(lab: &Lab, pcap: &std::path::Path, out: &std::path::Path, args: &
             assert!(u(&capture(w[0])["channel_drops"][k]) <= u(&capture(w[1])["channel_drops"][k]));
         }
     }
+}
+
+/// Counts by (bin, client, counter) of every client_stats line: queries by
+/// qtype, UDP/TCP, responses by rcode, unanswered, and the SMTP counters.
+fn bin_counts(lines: &[Value]) -> BTreeMap<(String, String, String), u64> {
+    let mut m = BTreeMap::new();
+    for l in lines
+        .iter()
+        .filter(|l| dataset(l) == "mxwatch.client_stats")
+    {
+        let ts = l["@timestamp"].as_str().unwrap().to_owned();
+        let ip = l["source"]["ip"].as_str().unwrap_or("folded").to_owned();
+        let (dns, smtp) = (&l["mxwatch"]["dns"], &l["mxwatch"]["smtp"]);
+        let mut put = |k: String, v: &Value| {
+            if let Some(n) = v.as_u64().filter(|n| *n > 0) {
+                *m.entry((ts.clone(), ip.clone(), k)).or_default() += n;
+            }
+        };
+        for group in ["qtype", "rcode"] {
+            for (k, v) in dns[group].as_object().unwrap() {
+                put(format!("dns.{group}.{k}"), v);
+            }
+        }
+        for k in ["udp", "tcp", "unanswered"] {
+            put(format!("dns.{k}"), &dns[k]);
+        }
+        for (k, v) in smtp.as_object().unwrap() {
+            put(format!("smtp.{k}"), v);
+        }
+    }
+    m
+}
+
+/// Alert starts: (bin, rule, client).
+fn alert_starts(lines: &[Value]) -> Vec<(String, String, String)> {
+    lines
+        .iter()
+        .filter(|l| dataset(l) == "mxwatch.detection" && l["event"]["type"][0] == "start")
+        .map(|l| {
+            (
+                l["@timestamp"].as_str().unwrap().to_owned(),
+                l["rule"]["name"].as_str().unwrap().to_owned(),
+                l["source"]["ip"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// `--threads 2` and `--threads 1`, at once on the same interface (the
+/// same packets with the same kernel time stamps), while the lab's relay
+/// (real BIND + Postfix, DNS and SMTP taps merged) is replayed into it 20
+/// times faster than it was captured, with the lab's bins 20 times shorter:
+/// the same queries per client and qtype, responses, SMTP counters, and the
+/// same alerts, as `read` finds in the file; and the fanout split the
+/// packets: both threads read some, their sum is what one thread read (a
+/// broken group gives one thread everything, or every packet twice).
+#[test]
+fn live_threads_2_splits_packets_and_writes_what_threads_1_writes() {
+    let Some(lab) = Lab::new(1) else { return };
+    support::require_tools(&["tcpreplay", "mergecap"]);
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let pcap = lab.path("relay.pcap");
+    let merged = std::process::Command::new("mergecap")
+        .args(["-F", "pcap", "-w"])
+        .arg(&pcap)
+        .arg(repo.join("pcaps/lab/relay-dns.pcap"))
+        .arg(repo.join("pcaps/lab/relay-smtp.pcap"))
+        .output()
+        .expect("run mergecap");
+    assert!(
+        merged.status.success(),
+        "mergecap: {}",
+        String::from_utf8_lossy(&merged.stderr)
+    );
+    let cfg = repo.join("scripts/lab/mxwatch.toml");
+    let cfg = cfg.to_str().unwrap();
+    let run = |threads: &'static str| {
+        let out = lab.path(&format!("threads-{threads}.jsonl"));
+        let mx = lab.start_mxwatch(
+            &out,
+            &[
+                "-i",
+                "c0",
+                "--allow-root",
+                "--config",
+                cfg,
+                "--bin",
+                "0.25",
+                "--stats",
+                "--stats-interval",
+                "1",
+                "--threads",
+                threads,
+            ],
+        );
+        (mx, out)
+    };
+    let ((mut one, out1), (mut two, out2)) = (run("1"), run("2"));
+    one.wait_stats_lines(1, Duration::from_secs(10));
+    two.wait_stats_lines(1, Duration::from_secs(10));
+    let rep = lab.run_in_srv(&[
+        "tcpreplay",
+        "-i",
+        "v0",
+        "--multiplier",
+        "20",
+        pcap.to_str().unwrap(),
+    ]);
+    assert!(
+        rep.status.success(),
+        "tcpreplay: {}",
+        String::from_utf8_lossy(&rep.stderr)
+    );
+    // The quiet-wire clock closes the last bins.
+    std::thread::sleep(Duration::from_secs(1));
+    for mx in [&mut one, &mut two] {
+        let (status, stderr, _) = mx.stop(Duration::from_secs(10));
+        assert!(status.success(), "mxwatch exit {status}: {stderr}");
+    }
+    let (l1, l2) = (read_lines(&[out1]), read_lines(&[out2]));
+
+    // The fanout: every packet read once, by one of the two threads.
+    let (f1, f2) = (&final_stats(&l1)["c0"], &final_stats(&l2)["c0"]);
+    eprintln!("threads 1: {f1}\nthreads 2: {f2}");
+    for f in [f1, f2] {
+        assert_eq!(
+            u(&f["libpcap"]["dropped"]) + u(&f["channel_drops"]["frames"]),
+            0,
+            "{f}"
+        );
+        assert_eq!(u(&f["libpcap"]["received"]), u(&f["packets_read"]), "{f}");
+    }
+    assert!(
+        f1.get("threads").is_none(),
+        "one thread: no threads[]: {f1}"
+    );
+    let read = u(&f1["packets_read"]);
+    assert!(read > 10_000, "the replay was captured: {read} packets");
+    assert_eq!(
+        u(&f2["packets_read"]),
+        read,
+        "two threads read what one reads"
+    );
+    let threads = f2["threads"].as_array().expect("threads[]");
+    assert_eq!(threads.len(), 2, "{f2}");
+    let per: Vec<u64> = threads.iter().map(|t| u(&t["packets_read"])).collect();
+    eprintln!("packets per thread: {per:?} of {read}");
+    assert_eq!(per.iter().sum::<u64>(), read, "each packet once: {per:?}");
+    for (k, t) in threads.iter().enumerate() {
+        assert_eq!(t["thread"], k);
+        assert_eq!(u(&t["libpcap"]["received"]), per[k], "{t}");
+        assert!(
+            per[k] * 10 >= read,
+            "thread {k} read {} of {read}: the fanout did not split",
+            per[k]
+        );
+    }
+
+    // The same numbers: per client (as `read` finds them in the file) and
+    // per bin (the two instances, on the same packets).
+    let sums = |l: &[Value]| {
+        let mut c = common::sum_client_stats(l);
+        c.retain(|k, _| k.1 != "dns.unanswered");
+        c
+    };
+    let want = sums(&common::read_lines(&[
+        "--stats",
+        "--no-summary",
+        "--config",
+        cfg,
+        pcap.to_str().unwrap(),
+    ]));
+    assert!(
+        want.get(&("10.53.0.25".into(), "dns.qtype.MX".into())) > Some(&100),
+        "{want:?}"
+    );
+    assert_eq!(sums(&l1), want, "threads 1 vs read");
+    assert_eq!(sums(&l2), want, "threads 2 vs read");
+    let (b1, b2) = (bin_counts(&l1), bin_counts(&l2));
+    let differ: Vec<_> = b1
+        .keys()
+        .chain(b2.keys())
+        .filter(|k| b1.get(*k) != b2.get(*k))
+        .collect();
+    eprintln!(
+        "bins: {} (bin, client, counter) cells, {} differ{}",
+        b1.len(),
+        differ.len(),
+        differ.first().map_or(String::new(), |k| format!(
+            ", first {k:?}: {:?} vs {:?}",
+            b1.get(*k),
+            b2.get(*k)
+        ))
+    );
+    let (a1, a2) = (alert_starts(&l1), alert_starts(&l2));
+    eprintln!("alerts, threads 1: {a1:?}\nalerts, threads 2: {a2:?}");
+    let rules = |a: &[(String, String, String)]| {
+        a.iter()
+            .map(|(_, r, c)| (r.clone(), c.clone()))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert!(
+        rules(&a1).contains(&("spam_relay".to_owned(), "10.53.0.25".to_owned())),
+        "{a1:?}"
+    );
+    assert_eq!(rules(&a1), rules(&a2), "the same alerts (rule, client)");
+}
+
+/// `-i any` takes several threads too (its packet sockets are bound to no
+/// device, and a fanout group takes them); an interface libpcap does not
+/// read through a packet socket (nflog) is refused with one line.
+#[test]
+fn live_threads_on_any_and_refused_without_packet_sockets() {
+    let Some(mut lab) = Lab::new(1) else { return };
+    lab.start_dnsmasq();
+    let out = lab.path("any.jsonl");
+    let mut mx = lab.start_mxwatch(
+        &out,
+        &[
+            "-i",
+            "any",
+            "--threads",
+            "2",
+            "--allow-root",
+            "--stats",
+            "--stats-interval",
+            "0.5",
+        ],
+    );
+    mx.wait_stats_lines(1, Duration::from_secs(10));
+    lab.dig_batch(&[], &queries("10.77.0.1", "10.77.0.2", "A", 60));
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, stderr, _) = mx.stop(Duration::from_secs(5));
+    assert!(status.success(), "mxwatch exit {status}: {stderr}");
+    let lines = read_lines(&[out]);
+    let got = client_counts(&lines);
+    assert_eq!(
+        got.get(&("10.77.0.2".into(), "A".into())),
+        Some(&60),
+        "{got:?}"
+    );
+    let f = &final_stats(&lines)["any"];
+    let per: Vec<u64> = f["threads"]
+        .as_array()
+        .expect("threads[]")
+        .iter()
+        .map(|t| u(&t["packets_read"]))
+        .collect();
+    // 60 exchanges from random source ports: both threads get some.
+    assert!(per.iter().all(|n| *n > 0), "{per:?}");
+    assert_eq!(per.iter().sum::<u64>(), u(&f["packets_read"]), "{f}");
+
+    let refused = lab.run_in_cli(&[
+        env!("CARGO_BIN_EXE_mxwatch"),
+        "live",
+        "-i",
+        "nflog",
+        "--threads",
+        "2",
+        "--allow-root",
+    ]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("AF_PACKET") && err.contains("--threads 1") && err.lines().count() == 1,
+        "{err}"
+    );
 }
 
 /// No traffic: stats lines keep coming on time; SIGTERM exits promptly.

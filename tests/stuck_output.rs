@@ -79,6 +79,9 @@ fn a_stalled_reader_neither_bloats_nor_blocks_sigterm() {
     let cfg = dir.path().join("caps.toml");
     std::fs::write(&cfg, "[pipeline]\nmax_clients = 20000\n").unwrap();
     // stdout is a pipe nobody reads: the writer blocks once 64 KiB are in it.
+    // Reaped on every path: `try_wait` in the loops (the early-exit assertion
+    // fires once it has reaped it), `kill` + `wait` when SIGTERM fails.
+    #[allow(clippy::zombie_processes)]
     let mut mx = Command::new(bin())
         .args([
             "live",

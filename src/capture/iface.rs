@@ -14,6 +14,10 @@
 //! - On stop it reads what is left in the ring, hands it over *blocking* (the
 //!   decoder is still draining, nothing is lost at exit), then takes libpcap's
 //!   final counters.
+//!
+//! Several capture threads on one interface (`live --threads N`,
+//! [`LiveSource::open_fanout`]): N handles joined in one AF_PACKET fanout
+//! group, so that the kernel hands each packet to exactly one of them.
 
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -133,42 +137,102 @@ pub struct IfaceCounters {
 pub struct LiveSource {
     name: String,
     cap: pcap::Capture<pcap::Active>,
+    /// libpcap's counters when capture started (a fanout member's setup
+    /// drained its ring): the totals count from there.
+    baseline: Option<pcap::Stat>,
 }
+
+/// A filter no packet passes (`len <= 0`), for fanout members until every
+/// one has joined the group.
+const NOTHING: &str = "less 0";
 
 impl LiveSource {
     pub fn open(name: &str, opts: &LiveOptions) -> Result<Self, CaptureError> {
-        let live_err = |e: pcap::Error| CaptureError::Live {
-            iface: name.to_owned(),
-            msg: e.to_string(),
-        };
-        // FACTS: immediate mode dropped packets at ~190 kpps; buffered mode
-        // with a short timeout did not.
-        let mut cap = pcap::Capture::from_device(name)
-            .map_err(live_err)?
-            .promisc(opts.promisc)
-            .snaplen(opts.snaplen)
-            .buffer_size(opts.buffer_size)
-            .timeout(POLL_MS)
-            .immediate_mode(false)
-            .open()
-            .map_err(live_err)?;
-        if let Err(e) = cap.filter(&opts.filter, true) {
-            let plain = super::plain_filter(super::DNS_SMTP_PORTS);
-            if !opts.default_filter || cap.filter(&plain, true).is_err() {
-                return Err(CaptureError::Filter {
-                    filter: opts.filter.clone(),
-                    msg: e.to_string(),
-                });
-            }
-            eprintln!(
-                "mxwatch: interface {name}: its link type cannot match VLAN tags; capturing with the plain default filter {plain:?}"
-            );
-        }
-        let cap = cap.setnonblock().map_err(live_err)?;
+        let mut cap = activate(name, opts)?;
+        set_filter(&mut cap, name, opts, true)?;
+        let cap = cap.setnonblock().map_err(live_err(name))?;
         Ok(LiveSource {
             name: name.to_owned(),
             cap,
+            baseline: None,
         })
+    }
+
+    /// `n` handles on one interface in one new AF_PACKET fanout group
+    /// (`PACKET_FANOUT_HASH`): the kernel hands every packet the filter
+    /// passes to exactly one of them, chosen by the flow hash.
+    ///
+    /// Which packets go together (Linux `net/packet/af_packet.c`:
+    /// `fanout_demux_hash` = `reciprocal_scale(__skb_get_hash_symmetric(skb),
+    /// n)`; `net/core/flow_dissector.c`): the symmetric hash is over the
+    /// addresses, the IP protocol and the ports, with source and destination
+    /// put in a fixed order first (`__flow_hash_consistentify`), so both
+    /// directions of a flow (a DNS query and its answer, an SMTP session) go
+    /// to the same handle, and its decoder sees the whole TCP stream. It is
+    /// *not* per client: one client's queries from different source ports
+    /// spread over the handles (the classifiers, sharded by client, take
+    /// them from every thread). The dissector reads no ports in an IP
+    /// fragment (no `FLOW_DISSECTOR_F_PARSE_1ST_FRAG`), and none past a
+    /// non-zero IPv6 flow label (`FLOW_DISSECTOR_F_STOP_AT_FLOW_LABEL`):
+    /// those hash on addresses and protocol alone, so every fragment of a
+    /// datagram reaches the same handle and is reassembled there (perhaps not
+    /// the handle of the unfragmented query it answers: the pending-query
+    /// table is per client, so the pair still meets, but within a bin its
+    /// order is not kept). `PACKET_FANOUT_FLAG_DEFRAG` is not set: the kernel
+    /// would hand over IPv4 datagrams reassembled, longer than the snaplen,
+    /// where mxwatch reassembles them itself.
+    ///
+    /// The group id comes from the kernel (`PACKET_FANOUT_FLAG_UNIQUEID`,
+    /// Linux 4.12+), so mxwatch never joins another program's group (a
+    /// group id picked from the pid could, and would split that program's
+    /// packets). Members filter nothing in until all have joined (a packet
+    /// arriving while one handle is open but not in the group would be read
+    /// twice), their rings are then emptied and libpcap's counters taken as
+    /// the baseline, and only then is the real filter set: counting starts
+    /// from there, with every packet read once.
+    ///
+    /// Fails with one line when the handle is not an AF_PACKET socket
+    /// (nflog, nfqueue, usbmon, D-Bus, Bluetooth: libpcap's other live
+    /// sources), or the kernel refuses the group. `any` works: its members
+    /// are packet sockets bound to no device, and the group takes them.
+    pub fn open_fanout(
+        name: &str,
+        opts: &LiveOptions,
+        n: usize,
+    ) -> Result<Vec<Self>, CaptureError> {
+        let mut caps = Vec::with_capacity(n);
+        let mut group = None;
+        for _ in 0..n {
+            let mut cap = activate(name, opts)?;
+            cap.filter(NOTHING, true).map_err(live_err(name))?;
+            let id = join_fanout(cap.as_raw_fd(), group).map_err(|msg| CaptureError::Live {
+                iface: name.to_owned(),
+                msg: format!("--threads {n}: {msg}"),
+            })?;
+            group = Some(id);
+            caps.push(cap.setnonblock().map_err(live_err(name))?);
+        }
+        let mut out = Vec::with_capacity(n);
+        for (k, mut cap) in caps.into_iter().enumerate() {
+            // Empty the ring: what came in before every member joined.
+            while cap.next_packet().is_ok() {}
+            let baseline = cap.stats().ok();
+            set_filter(&mut cap, name, opts, k == 0)?;
+            out.push(LiveSource {
+                name: name.to_owned(),
+                cap,
+                baseline,
+            });
+        }
+        if let Some(id) = group {
+            tracing::info!(
+                iface = name,
+                threads = n,
+                group = id,
+                "AF_PACKET fanout group joined"
+            );
+        }
+        Ok(out)
     }
 
     pub fn name(&self) -> &str {
@@ -194,7 +258,7 @@ impl LiveSource {
             tx,
             pool,
             counters,
-            widen: Widen::default(),
+            widen: Widen::from(self.baseline.as_ref()),
             drop_log: RateLog::default(),
             kernel_log: RateLog::default(),
         };
@@ -261,6 +325,120 @@ impl LiveSource {
             }
         }
     }
+}
+
+fn live_err(name: &str) -> impl Fn(pcap::Error) -> CaptureError + '_ {
+    move |e| CaptureError::Live {
+        iface: name.to_owned(),
+        msg: e.to_string(),
+    }
+}
+
+/// An activated handle, blocking, no filter yet.
+fn activate(name: &str, opts: &LiveOptions) -> Result<pcap::Capture<pcap::Active>, CaptureError> {
+    // FACTS: immediate mode dropped packets at ~190 kpps; buffered mode
+    // with a short timeout did not.
+    pcap::Capture::from_device(name)
+        .map_err(live_err(name))?
+        .promisc(opts.promisc)
+        .snaplen(opts.snaplen)
+        .buffer_size(opts.buffer_size)
+        .timeout(POLL_MS)
+        .immediate_mode(false)
+        .open()
+        .map_err(live_err(name))
+}
+
+/// The capture filter; mxwatch's default falls back to the plain one where
+/// the link type cannot match VLAN tags (said on stderr when `say`).
+fn set_filter(
+    cap: &mut pcap::Capture<pcap::Active>,
+    name: &str,
+    opts: &LiveOptions,
+    say: bool,
+) -> Result<(), CaptureError> {
+    if let Err(e) = cap.filter(&opts.filter, true) {
+        let plain = super::plain_filter(super::DNS_SMTP_PORTS);
+        if !opts.default_filter || cap.filter(&plain, true).is_err() {
+            return Err(CaptureError::Filter {
+                filter: opts.filter.clone(),
+                msg: e.to_string(),
+            });
+        }
+        if say {
+            eprintln!(
+                "mxwatch: interface {name}: its link type cannot match VLAN tags; capturing with the plain default filter {plain:?}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Joins the packet socket `fd` to fanout group `group`, or to a new group
+/// with an id the kernel picks (`None`); returns the group id.
+fn join_fanout(fd: std::os::fd::RawFd, group: Option<u16>) -> Result<u16, String> {
+    let mut domain: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `domain`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_DOMAIN,
+            (&raw mut domain).cast(),
+            &raw mut len,
+        )
+    };
+    if rc != 0 || domain != libc::AF_PACKET {
+        return Err(
+            "several capture threads need a Linux packet socket (AF_PACKET fanout), and libpcap does not capture this interface with one: use --threads 1"
+                .into(),
+        );
+    }
+    let mode = libc::PACKET_FANOUT_HASH
+        | match group {
+            None => libc::PACKET_FANOUT_FLAG_UNIQUEID,
+            Some(_) => 0,
+        };
+    let arg: u32 = u32::from(group.unwrap_or(0)) | (mode << 16);
+    // SAFETY: a 4-byte option value, as PACKET_FANOUT takes.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_PACKET,
+            libc::PACKET_FANOUT,
+            (&raw const arg).cast(),
+            std::mem::size_of::<u32>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(format!(
+            "cannot join an AF_PACKET fanout group: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    if let Some(id) = group {
+        return Ok(id);
+    }
+    let mut val: u32 = 0;
+    let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `val`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_PACKET,
+            libc::PACKET_FANOUT,
+            (&raw mut val).cast(),
+            &raw mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(format!(
+            "cannot read the AF_PACKET fanout group id: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok((val & 0xffff) as u16)
 }
 
 struct Reader {
@@ -342,6 +520,15 @@ struct Widen {
 }
 
 impl Widen {
+    /// Totals counted from `baseline` (libpcap's counters then), or from zero.
+    fn from(baseline: Option<&pcap::Stat>) -> Self {
+        let mut w = Widen::default();
+        if let Some(s) = baseline {
+            w.last = [s.received, s.dropped, s.if_dropped];
+        }
+        w
+    }
+
     fn update(&mut self, s: &pcap::Stat) -> (u64, u64, u64) {
         for (i, v) in [s.received, s.dropped, s.if_dropped]
             .into_iter()

@@ -273,6 +273,9 @@ pub const CLOCK_LAG_MICROS: i64 = 500_000;
 /// libpcap into batches; `pull` hands them out in arrival order, and the
 /// wall clock (minus [`CLOCK_LAG_MICROS`]) at least every `POLL_MS` so that
 /// bins close on a quiet wire. Source number = interface index.
+///
+/// With `live --threads N` there are N of these, one per lane: lane k holds
+/// the k-th fanout member of every interface and feeds a front of its own.
 pub struct Interfaces {
     pub names: Vec<String>,
     links: Vec<LinkType>,
@@ -286,10 +289,12 @@ pub struct Interfaces {
 }
 
 impl Interfaces {
-    /// Starts a capture thread per source; `queue` batches fit between the
-    /// capture threads and the caller (a full queue drops and counts).
+    /// Starts a capture thread per source (of lane `lane`); `queue` batches
+    /// fit between the capture threads and the caller (a full queue drops
+    /// and counts).
     pub fn start(
         sources: Vec<LiveSource>,
+        lane: usize,
         queue: usize,
         stop: &'static AtomicBool,
     ) -> Result<Self, CaptureError> {
@@ -312,7 +317,11 @@ impl Interfaces {
             let name = src.name().to_owned();
             me.links.push(src.link_type());
             let thread = std::thread::Builder::new()
-                .name(format!("mxwatch-cap-{name}"))
+                .name(if lane == 0 {
+                    format!("mxwatch-cap-{name}")
+                } else {
+                    format!("mxwatch-cap-{name}-{lane}")
+                })
                 .spawn(move || src.run(i, tx, pool, c, stop))
                 .map_err(|e| CaptureError::Live {
                     iface: name.clone(),

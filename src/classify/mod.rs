@@ -152,6 +152,11 @@ impl Classifier {
         self.clients.len()
     }
 
+    /// Start of the open bin: every bin before it is closed.
+    pub fn open_bin(&self) -> Option<i64> {
+        self.bin_start
+    }
+
     /// Feeds a batch; bins close (to `out`) when an event is past the current bin.
     pub fn on_batch(&mut self, batch: &Batch, out: &mut impl Downstream) {
         for ev in &batch.events {

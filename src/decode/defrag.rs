@@ -132,6 +132,36 @@ pub struct DefragStats {
     pub bytes_held: u64,
 }
 
+impl DefragStats {
+    /// Adds another table's numbers (its gauges too: the tables together).
+    pub fn add(&mut self, o: &DefragStats) {
+        let DefragStats {
+            fragments,
+            completed,
+            timed_out,
+            evicted,
+            over_limit,
+            unfinished_at_end,
+            overlaps,
+            first_fragment_fallbacks,
+            other_ports,
+            datagrams_in_progress,
+            bytes_held,
+        } = *o;
+        self.fragments += fragments;
+        self.completed += completed;
+        self.timed_out += timed_out;
+        self.evicted += evicted;
+        self.over_limit += over_limit;
+        self.unfinished_at_end += unfinished_at_end;
+        self.overlaps += overlaps;
+        self.first_fragment_fallbacks += first_fragment_fallbacks;
+        self.other_ports += other_ports;
+        self.datagrams_in_progress += datagrams_in_progress;
+        self.bytes_held += bytes_held;
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {
     src: IpAddr,

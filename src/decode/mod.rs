@@ -57,6 +57,17 @@ pub struct ByLayer {
 }
 
 impl ByLayer {
+    pub fn add(&mut self, o: &ByLayer) {
+        let ByLayer {
+            link,
+            ip,
+            transport,
+        } = *o;
+        self.link += link;
+        self.ip += ip;
+        self.transport += transport;
+    }
+
     fn bump(&mut self, l: Layer) {
         match l {
             Layer::Link => self.link += 1,
@@ -89,6 +100,39 @@ pub struct DecodeStats {
     pub ip_fragments: DefragStats,
     pub tcp_dns_gaps: u64,
     pub tcp_dns_flows_evicted: u64,
+}
+
+impl DecodeStats {
+    /// Adds another decoder's counters (several capture threads on one
+    /// interface). Every field, or this does not compile.
+    pub fn add(&mut self, o: &DecodeStats) {
+        let DecodeStats {
+            packets,
+            decoded,
+            truncated,
+            decode_errors,
+            dns_partial,
+            not_ip,
+            other_transport,
+            other_ports,
+            later_fragments,
+            ip_fragments,
+            tcp_dns_gaps,
+            tcp_dns_flows_evicted,
+        } = o;
+        self.packets += packets;
+        self.decoded += decoded;
+        self.truncated.add(truncated);
+        self.decode_errors.add(decode_errors);
+        self.dns_partial += dns_partial;
+        self.not_ip += not_ip;
+        self.other_transport += other_transport;
+        self.other_ports += other_ports;
+        self.later_fragments += later_fragments;
+        self.ip_fragments.add(ip_fragments);
+        self.tcp_dns_gaps += tcp_dns_gaps;
+        self.tcp_dns_flows_evicted += tcp_dns_flows_evicted;
+    }
 }
 
 /// Limits of the capture-side tables.

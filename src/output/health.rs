@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::lines::OutputStat;
 use super::schema::{
     CaptureOut, CaptureStatsBody, CaptureStatsLine, ChannelDropsOut, DecodeErrorsOut, DnsHealthOut,
-    Event, EvictionsOut, LibpcapOut, Observer, SCHEMA_VERSION, SkippedOut,
+    Event, EvictionsOut, LibpcapOut, Observer, SCHEMA_VERSION, SkippedOut, ThreadOut,
 };
 use crate::classify::ShardStats;
 use crate::decode::DecodeStats;
@@ -48,6 +48,21 @@ pub struct CaptureSnapshot {
     pub dropped_frames: Option<(u64, u64)>,
     /// Non-frame inputs (dnstap, logs): records, events, malformed by reason.
     pub inputs: Vec<crate::input::InputStats>,
+    /// Live with several capture threads per interface: each thread's share.
+    pub threads: Vec<ThreadOut>,
+}
+
+impl CaptureSnapshot {
+    /// Adds the capture-side numbers of another front's view of the same
+    /// source (a capture thread's decoder): decode and SMTP counters,
+    /// classifier-channel drops. libpcap's and the frame queue's are the
+    /// caller's (per handle).
+    pub fn absorb(&mut self, o: &CaptureSnapshot) {
+        self.decode.add(&o.decode);
+        self.smtp.add(&o.smtp);
+        self.dropped_batches += o.dropped_batches;
+        self.dropped_events += o.dropped_events;
+    }
 }
 
 pub fn line<'a>(
@@ -124,6 +139,7 @@ pub fn line<'a>(
                 },
                 clients_tracked: h.clients_tracked,
                 inputs: &snap.inputs,
+                threads: &snap.threads,
             },
             outputs: outputs.iter().map(|o| (o.name.as_str(), o)).collect(),
         },

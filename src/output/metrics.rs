@@ -6,7 +6,11 @@
 //! `mxwatch_X_Y_total{source="eth0"}` (gauges without `_total`:
 //! `clients_tracked`; `*_delta` fields are left out, Prometheus takes its own
 //! rates), and `mxwatch.outputs.NAME.F` is `mxwatch_output_F_total{output=
-//! "NAME",type="syslog"}` (`queued` a gauge). So /metrics and capture_stats
+//! "NAME",type="syslog"}` (`queued` a gauge); with several capture threads
+//! per interface (`live --threads N`), each entry of `mxwatch.capture.threads`
+//! is `mxwatch_thread_X_Y_total{source="eth0",thread="K"}` (a family of its
+//! own, so that summing a `mxwatch_libpcap_*` family never counts a packet
+//! twice). So /metrics and capture_stats
 //! can never disagree: they are the same values, updated when the line is
 //! written (`--stats-interval` live, at the end of `read`). Alerts:
 //! `mxwatch_alerts_total{rule,type}`, counted as lines are written.
@@ -39,6 +43,9 @@ struct State {
 pub struct Metrics {
     state: Mutex<State>,
 }
+
+/// A metric family: (gauge?, help, samples as (labels, value)).
+type Family = (bool, String, Vec<(String, f64)>);
 
 /// Fields that are gauges (everything else numeric is a counter).
 fn is_gauge(path: &[&str]) -> bool {
@@ -74,8 +81,7 @@ impl Metrics {
     /// The text exposition (format 0.0.4).
     pub fn render(&self) -> String {
         let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        // family -> (gauge?, help, samples)
-        let mut fams: BTreeMap<String, (bool, String, Vec<(String, f64)>)> = BTreeMap::new();
+        let mut fams: BTreeMap<String, Family> = BTreeMap::new();
         let mut add = |name: String, gauge: bool, help: String, labels: String, v: f64| {
             fams.entry(name)
                 .or_insert_with(|| (gauge, help, Vec::new()))
@@ -96,6 +102,26 @@ impl Metrics {
                     let help = format!("capture_stats mxwatch.capture.{} (SCHEMA.md)", p.join("."));
                     add(name, gauge, help, format!("source=\"{}\"", esc(source)), v);
                 });
+            }
+            if let Some(Value::Array(threads)) = body.get("capture").and_then(|c| c.get("threads"))
+            {
+                for t in threads {
+                    let Value::Object(fields) = t else { continue };
+                    let k = fields.get("thread").and_then(Value::as_u64).unwrap_or(0);
+                    let mut rest = fields.clone();
+                    rest.remove("thread");
+                    let rest = Value::Object(rest);
+                    let mut path = vec!["thread"];
+                    walk(&rest, &mut path, &mut |p, v| {
+                        let name = format!("mxwatch_{}_total", p.join("_"));
+                        let help = format!(
+                            "capture_stats mxwatch.capture.threads[].{} (SCHEMA.md)",
+                            p[1..].join(".")
+                        );
+                        let labels = format!("source=\"{}\",thread=\"{k}\"", esc(source));
+                        add(name, false, help, labels, v);
+                    });
+                }
             }
             if outputs_done {
                 continue;
@@ -193,4 +219,37 @@ pub fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<(), String> {
         })
         .map_err(|e| format!("metrics thread: {e}"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capture_threads_are_families_of_their_own() {
+        let m = Metrics::new();
+        let body = serde_json::json!({"capture": {
+            "mode": "live", "interface": "eth1", "packets_read": 10,
+            "libpcap": {"received": 10, "received_delta": 4},
+            "threads": [
+                {"thread": 0, "packets_read": 6, "libpcap": {"received": 6, "received_delta": 2}},
+                {"thread": 1, "packets_read": 4, "libpcap": {"received": 4, "received_delta": 2}},
+            ],
+        }});
+        m.state.lock().unwrap().capture.insert("eth1".into(), body);
+        let text = m.render();
+        for line in [
+            "mxwatch_packets_read_total{source=\"eth1\"} 10",
+            "mxwatch_libpcap_received_total{source=\"eth1\"} 10",
+            "mxwatch_thread_packets_read_total{source=\"eth1\",thread=\"0\"} 6",
+            "mxwatch_thread_libpcap_received_total{source=\"eth1\",thread=\"1\"} 4",
+            "# TYPE mxwatch_thread_libpcap_received_total counter",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+        assert!(
+            !text.contains("delta") && !text.contains("thread_thread"),
+            "{text}"
+        );
+    }
 }

@@ -234,6 +234,32 @@ pub struct CaptureOut<'a> {
     /// dnstap and log inputs, one entry each (absent when there are none).
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub inputs: &'a [crate::input::InputStats],
+    /// Live with `--threads N` > 1: each capture thread's share of this
+    /// interface's numbers (absent with one thread).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub threads: &'a [ThreadOut],
+}
+
+/// One capture thread of an interface (`live --threads N`): its libpcap
+/// handle's counters and what its decoder read; the interface's own fields
+/// are the sums over its threads.
+#[derive(Debug, Serialize, Default, Clone, Copy)]
+pub struct ThreadOut {
+    pub thread: usize,
+    pub packets_read: u64,
+    pub packets_decoded: u64,
+    pub libpcap: LibpcapOut,
+    pub channel_drops: ThreadDropsOut,
+}
+
+#[derive(Debug, Serialize, Default, Clone, Copy)]
+pub struct ThreadDropsOut {
+    /// Frame batches / frames dropped between this thread and its decoder.
+    pub frame_batches: u64,
+    pub frames: u64,
+    /// Event batches / events its decoder dropped on a full classifier queue.
+    pub batches: u64,
+    pub events: u64,
 }
 
 #[derive(Debug, Serialize, Default, Clone, Copy)]

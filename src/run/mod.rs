@@ -311,6 +311,7 @@ pub fn source_snapshot<B: Back>(
         dropped_events,
         dropped_frames: None,
         inputs: Vec::new(),
+        threads: Vec::new(),
     }
 }
 

@@ -157,6 +157,53 @@ pub struct SmtpStats {
     pub encrypted_sessions: u64,
 }
 
+impl SmtpStats {
+    /// Adds another tracker's counters (several capture threads on one
+    /// interface). Every field, or this does not compile.
+    pub fn add(&mut self, o: &SmtpStats) {
+        let SmtpStats {
+            segments,
+            flows_created,
+            flows_midstream,
+            flows_evicted,
+            flows_expired,
+            flows_closed,
+            sessions,
+            syn_retransmits,
+            duplicate_bytes,
+            ooo_segments_held,
+            ooo_dropped_segments,
+            ooo_dropped_bytes,
+            gaps_skipped,
+            lines_too_long,
+            body_lines_too_long,
+            bad_reply_lines,
+            unmatched_replies,
+            pending_commands_dropped,
+            encrypted_sessions,
+        } = *o;
+        self.segments += segments;
+        self.flows_created += flows_created;
+        self.flows_midstream += flows_midstream;
+        self.flows_evicted += flows_evicted;
+        self.flows_expired += flows_expired;
+        self.flows_closed += flows_closed;
+        self.sessions += sessions;
+        self.syn_retransmits += syn_retransmits;
+        self.duplicate_bytes += duplicate_bytes;
+        self.ooo_segments_held += ooo_segments_held;
+        self.ooo_dropped_segments += ooo_dropped_segments;
+        self.ooo_dropped_bytes += ooo_dropped_bytes;
+        self.gaps_skipped += gaps_skipped;
+        self.lines_too_long += lines_too_long;
+        self.body_lines_too_long += body_lines_too_long;
+        self.bad_reply_lines += bad_reply_lines;
+        self.unmatched_replies += unmatched_replies;
+        self.pending_commands_dropped += pending_commands_dropped;
+        self.encrypted_sessions += encrypted_sessions;
+    }
+}
+
 /// One SMTP event. `ip` is the address whose counters the event changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SmtpEvent {
