@@ -708,6 +708,7 @@ mod tests {
                 max_pending: 1000,
                 local_domains: Vec::new(),
                 idle_bins_closed: 0,
+                keep_sketches: false,
             },
             detect: DetectorConfig::default(),
             overrides: Vec::new(),
