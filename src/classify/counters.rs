@@ -21,7 +21,9 @@ pub const MAX_SAMPLES: usize = 3;
 /// attacker-controlled, the table is not.
 pub const MAX_SMTP_PEERS: usize = 16;
 
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// Serialized as they are in the bin messages a sensor publishes (`cluster::wire`).
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct DnsCounts {
     pub queries: u64,
     pub qtype: [u64; 6],
@@ -74,7 +76,8 @@ impl DnsCounts {
     }
 }
 
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct SmtpCounts {
     /// Session starts to this server on port 25 (N_c).
     pub connections: u64,

@@ -48,8 +48,10 @@ pub struct BinMsg {
     pub client: IpAddr,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_domain: Option<String>,
-    pub dns: Dns,
-    pub smtp: Smtp,
+    /// The classifier's counters as they are (`classify::counters`); the
+    /// distinct counts in them are ignored (estimated again from the merged sketches).
+    pub dns: DnsCounts,
+    pub smtp: SmtpCounts,
     /// (queries, unresolved FQDNs) per tenth of the bin.
     pub sub_bins: Vec<(u32, u32)>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -65,34 +67,6 @@ pub struct BinMsg {
     pub mx_names: Option<Bits>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smtp_clients: Option<Bits>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Dns {
-    pub queries: u64,
-    /// A, AAAA, PTR, MX, TXT, other.
-    pub qtype: [u64; 6],
-    pub responses: u64,
-    /// NOERROR, NXDOMAIN, SERVFAIL, REFUSED, other.
-    pub rcode: [u64; 5],
-    pub unresolved_fqdn: u64,
-    pub unresolved_nxdomain: u64,
-    pub unanswered: u64,
-    pub query_only: u64,
-    pub udp: u64,
-    pub tcp: u64,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Smtp {
-    pub connections: u64,
-    pub mail_from: u64,
-    pub null_sender: u64,
-    pub rcpt: u64,
-    pub rcpt_rejected: u64,
-    pub user_unknown: u64,
-    pub outbound: u64,
-    pub encrypted: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -188,8 +162,6 @@ impl BinMsg {
         local_domain: Option<&str>,
         b: &ClientBin,
     ) -> BinMsg {
-        let d = &b.dns;
-        let s = &b.smtp;
         let bits = |w: Sketch| b.sketch(w).words().and_then(Bits::of);
         let list = |v: &[Box<str>]| v.iter().map(|x| x.to_string()).collect();
         BinMsg {
@@ -199,28 +171,8 @@ impl BinMsg {
             end,
             client,
             local_domain: local_domain.map(str::to_owned),
-            dns: Dns {
-                queries: d.queries,
-                qtype: d.qtype,
-                responses: d.responses,
-                rcode: d.rcode,
-                unresolved_fqdn: d.unresolved_fqdn,
-                unresolved_nxdomain: d.unresolved_nxdomain,
-                unanswered: d.unanswered,
-                query_only: d.query_only,
-                udp: d.udp,
-                tcp: d.tcp,
-            },
-            smtp: Smtp {
-                connections: s.connections,
-                mail_from: s.mail_from,
-                null_sender: s.null_sender,
-                rcpt: s.rcpt,
-                rcpt_rejected: s.rcpt_rejected,
-                user_unknown: s.user_unknown,
-                outbound: s.outbound,
-                encrypted: s.encrypted,
-            },
+            dns: b.dns.clone(),
+            smtp: b.smtp.clone(),
             sub_bins: b.sub_bins.to_vec(),
             servers: b.servers.clone(),
             smtp_peers: b.smtp_peers.clone(),
@@ -250,33 +202,9 @@ impl BinMsg {
                 self.sub_bins.len()
             ));
         }
-        let d = &self.dns;
-        let s = &self.smtp;
         let mut b = ClientBin::default();
-        b.dns = DnsCounts {
-            queries: d.queries,
-            qtype: d.qtype,
-            responses: d.responses,
-            rcode: d.rcode,
-            unresolved_fqdn: d.unresolved_fqdn,
-            unresolved_nxdomain: d.unresolved_nxdomain,
-            unanswered: d.unanswered,
-            query_only: d.query_only,
-            udp: d.udp,
-            tcp: d.tcp,
-            ..DnsCounts::default()
-        };
-        b.smtp = SmtpCounts {
-            connections: s.connections,
-            mail_from: s.mail_from,
-            null_sender: s.null_sender,
-            rcpt: s.rcpt,
-            rcpt_rejected: s.rcpt_rejected,
-            user_unknown: s.user_unknown,
-            outbound: s.outbound,
-            encrypted: s.encrypted,
-            ..SmtpCounts::default()
-        };
+        b.dns = self.dns.clone();
+        b.smtp = self.smtp.clone();
         for (i, x) in self.sub_bins.iter().enumerate() {
             b.sub_bins[i] = *x;
         }
