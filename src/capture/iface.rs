@@ -152,6 +152,13 @@ impl LiveSource {
             .immediate_mode(false)
             .open()
             .map_err(live_err)?;
+        let dlt = cap.get_datalink().0;
+        if !LinkType::from(dlt).is_supported() {
+            return Err(CaptureError::Live {
+                iface: name.to_owned(),
+                msg: super::unsupported_link(dlt),
+            });
+        }
         if let Err(e) = cap.filter(&opts.filter, true) {
             let plain = super::plain_filter(super::DNS_SMTP_PORTS);
             if !opts.default_filter || cap.filter(&plain, true).is_err() {
