@@ -153,8 +153,9 @@ pub struct DetectArgs {
 
 #[derive(Debug, Args)]
 pub struct ReadArgs {
-    /// Capture files (pcap with micro- or nanosecond timestamps, or pcapng) and
-    /// dnstap files (Frame Streams, as `dnstap-output file` writes; recognised by content).
+    /// Capture files (pcap with micro- or nanosecond timestamps, or pcapng; Ethernet, Linux
+    /// cooked, raw IP or loopback: other link types are refused, exit 1 after the other files)
+    /// and dnstap files (Frame Streams, as `dnstap-output file` writes; recognised by content).
     #[arg(required_unless_present_any = ["bind_querylog", "maillog"], value_name = "FILE")]
     pub files: Vec<PathBuf>,
     #[command(flatten)]
@@ -259,7 +260,7 @@ pub struct ConfigArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Capture files (pcap or pcapng), read in the order given.
+    /// Capture files (pcap or pcapng, as for `read`), merged by packet time.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Client to report on (repeatable); default: the --top most active clients.

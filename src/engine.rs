@@ -47,6 +47,7 @@ pub fn merge(parts: impl IntoIterator<Item = Closed>) -> Vec<Closed> {
         match bins.get_mut(&c.bin.start) {
             Some(b) => {
                 b.bin.clients.extend(c.bin.clients);
+                b.bin.idle.extend(c.bin.idle);
                 b.alerts.extend(c.alerts);
             }
             None => {
@@ -58,6 +59,7 @@ pub fn merge(parts: impl IntoIterator<Item = Closed>) -> Vec<Closed> {
     for c in &mut out {
         c.alerts.sort_by(Alert::order);
         c.bin.clients.sort_by_key(|r| r.ip);
+        c.bin.idle.sort_by_key(|r| r.ip);
     }
     out
 }
@@ -94,7 +96,7 @@ impl Merger {
             bin: ClosedBin {
                 start: end,
                 end,
-                clients: Vec::new(),
+                ..ClosedBin::default()
             },
             alerts: vec![a],
         })
@@ -120,7 +122,7 @@ impl Downstream for Detect<'_> {
     fn closed(&mut self, mut bin: ClosedBin) {
         let alerts = self.detector.on_bin(&bin);
         // Idle clients were there for the detector; output wants the active.
-        bin.clients.retain(|c| !c.bin.is_empty());
+        bin.idle = Vec::new();
         self.closed.push(Closed { bin, alerts });
     }
     fn keep(&self, ip: &IpAddr) -> bool {

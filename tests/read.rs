@@ -290,3 +290,53 @@ fn an_output_that_is_an_input_is_refused_and_a_capture_without_dns_or_smtp_is_sa
         "{err}"
     );
 }
+
+#[test]
+fn a_capture_of_a_link_type_not_decoded_is_one_line_naming_it_and_exit_1() {
+    // #13: a capture of link type 147 (USER0) was read silently, exit 0.
+    let dir = tempfile::tempdir().unwrap();
+    let user0 = dir.path().join("user0.pcap");
+    let mut pcap = pcap_header_link(147);
+    for t in 0..3u32 {
+        let frame = [0x45u8; 40];
+        pcap.extend_from_slice(&(1_700_000_000 + t).to_le_bytes());
+        pcap.extend_from_slice(&0u32.to_le_bytes());
+        pcap.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        pcap.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        pcap.extend_from_slice(&frame);
+    }
+    std::fs::write(&user0, &pcap).unwrap();
+    let bad = user0.to_str().unwrap();
+    let want = format!("{bad}: link type 147 (USER0) is not one mxwatch decodes");
+
+    // Alone: nothing could be decoded. One line, exit 1, the final capture_stats.
+    let out = mxwatch(&["read", bad]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_one_line_error(&out.stderr, &want);
+    let lines = parse_lines(&out.stdout);
+    assert_eq!(lines.len(), 1, "only the final capture_stats");
+    assert_eq!(lines[0]["mxwatch"]["capture"]["final"], true);
+
+    // Beside a capture that decodes, merged or in order, before or after it:
+    // the same one line, exit 1, and the other capture's counts all there.
+    let good = repo().join("pcaps/dns-basic.pcap");
+    let good = good.to_str().unwrap();
+    for args in [
+        vec!["read", "--stats", good, bad],
+        vec!["read", "--stats", bad, good],
+        vec!["read", "--stats", "--in-order", bad, good],
+    ] {
+        let out = mxwatch(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_one_line_error(&out.stderr, &want);
+        let lines = parse_lines(&out.stdout);
+        let sums = sum_client_stats(&lines);
+        assert_eq!(
+            sums.get(&("10.0.0.11".into(), "dns.qtype.MX".into())),
+            Some(&3),
+            "{args:?}"
+        );
+        let last = lines.last().expect("capture_stats written");
+        assert_eq!(last["mxwatch"]["capture"]["packets_read"], 36, "{args:?}");
+    }
+}

@@ -290,6 +290,28 @@ fn named_client_only_and_errors_are_one_line() {
     let (ok, _, stderr) = run(&["report", "/nonexistent.pcap", "--out", "/tmp/x"]);
     assert!(!ok);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    // The input's own error, not "no packets" (#13).
+    assert!(
+        stderr.contains("/nonexistent.pcap: no such file"),
+        "{stderr}"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let user0 = tmp.path().join("user0.pcap");
+    let mut pcap = Vec::new();
+    for v in [0xa1b2c3d4u32, 0x0004_0002, 0, 0, 65535, 147] {
+        pcap.extend(v.to_le_bytes());
+    }
+    std::fs::write(&user0, pcap).unwrap();
+    let out = tmp.path().join("out");
+    let (ok, _, stderr) = run(&[
+        "report",
+        user0.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("link type 147 (USER0)"), "{stderr}");
     let (ok, _, stderr) = run(&["report", "x.pcap", "--dq-q", "2"]);
     assert!(!ok && stderr.contains("--dq-q"), "{stderr}");
 }

@@ -58,7 +58,7 @@ fn bin(end: i64) -> ClosedBin {
     ClosedBin {
         start: end - 5 * SEC,
         end,
-        clients: Vec::new(),
+        ..ClosedBin::default()
     }
 }
 
@@ -188,9 +188,10 @@ fn undo_runs_at_the_end_or_after_the_hold_with_the_same_targets() {
         end: 10 * SEC,
         clients: vec![ClientRecord {
             ip: ip("10.53.0.25"),
-            bin: b,
+            bin: Box::new(b),
             local_domain: None,
         }],
+        idle: Vec::new(),
     };
     let d = p.on_bin(&closed, &[]);
     assert_eq!(lines(&d), vec![("run", None, vec![ip("203.0.113.2")])]);

@@ -11,9 +11,14 @@
 //! - It never waits for the wire either: `poll` times out every
 //!   [`POLL_MS`], so a stop request is seen within that time even when no
 //!   packet arrives (FACTS: a blocking read on Linux can wait forever).
-//! - On stop it reads what is left in the ring, hands it over *blocking* (the
-//!   decoder is still draining, nothing is lost at exit), then takes libpcap's
-//!   final counters.
+//! - On stop it closes the socket's filter to every new packet, reads the
+//!   ring dry and hands what it read over *blocking* (the decoder is still
+//!   draining, nothing is lost at exit), then takes libpcap's final counters;
+//!   until they account for every packet read (received = read + dropped),
+//!   it waits for the kernel to hand over its partly filled block (it does
+//!   after `POLL_MS`) and reads again, for at most `DRAIN_AT_STOP`. Taking
+//!   the counters after one read of the ring left out the packets of that
+//!   block: counted by the kernel, never read (#12).
 //!
 //! Several capture threads on one interface (`live --threads N`,
 //! [`LiveSource::open_fanout`]): N handles joined in one AF_PACKET fanout
@@ -149,6 +154,7 @@ const NOTHING: &str = "less 0";
 impl LiveSource {
     pub fn open(name: &str, opts: &LiveOptions) -> Result<Self, CaptureError> {
         let mut cap = activate(name, opts)?;
+        check_link(&cap, name)?;
         set_filter(&mut cap, name, opts, true)?;
         let cap = cap.setnonblock().map_err(live_err(name))?;
         Ok(LiveSource {
@@ -204,6 +210,7 @@ impl LiveSource {
         let mut group = None;
         for _ in 0..n {
             let mut cap = activate(name, opts)?;
+            check_link(&cap, name)?;
             cap.filter(NOTHING, true).map_err(live_err(name))?;
             let id = join_fanout(cap.as_raw_fd(), group).map_err(|msg| CaptureError::Live {
                 iface: name.to_owned(),
@@ -262,69 +269,147 @@ impl LiveSource {
             drop_log: RateLog::default(),
             kernel_log: RateLog::default(),
         };
-        let fd = self.cap.as_raw_fd();
         let mut batch = reader.fresh();
         let mut stats_at = Instant::now();
         loop {
-            let stopping = stop.load(Ordering::Relaxed);
-            if !stopping {
-                let mut pfd = libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                // SAFETY: one valid pollfd; EINTR and timeouts just loop.
-                unsafe { libc::poll(&mut pfd, 1, POLL_MS) };
+            if stop.load(Ordering::Relaxed) {
+                self.drain_at_stop(&mut reader, batch, stop);
+                return;
             }
-            let started = Instant::now();
-            let mut n = 0usize;
-            loop {
-                match self.cap.next_packet() {
-                    Ok(p) => {
-                        let ts = p.header.ts.tv_sec * 1_000_000 + p.header.ts.tv_usec;
-                        batch.push(ts, p.header.len, p.data);
-                        n += 1;
-                        if batch.len() >= BATCH_FRAMES {
-                            batch = reader.hand_over(batch, stopping);
-                        }
-                        // Come back to poll (and the stop flag) now and then.
-                        if !stopping && n >= 1 << 16 {
-                            break;
-                        }
-                        if stopping && n & 0xfff == 0 && started.elapsed() > DRAIN_AT_STOP {
-                            break;
-                        }
-                    }
-                    // Non-blocking: nothing more in the ring.
-                    Err(pcap::Error::TimeoutExpired) => break,
-                    Err(e) => {
-                        reader.hand_over(batch, true);
-                        reader.stats(&mut self.cap);
-                        *reader
-                            .counters
-                            .error
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner()) = Some(CaptureError::Live {
-                            iface: self.name.clone(),
-                            msg: e.to_string(),
-                        });
-                        stop.store(true, Ordering::Relaxed);
-                        return;
-                    }
-                }
-            }
-            if !batch.is_empty() {
-                batch = reader.hand_over(batch, stopping);
-            }
-            if stopping || stats_at.elapsed() >= STATS_EVERY {
+            self.poll(POLL_MS);
+            // Come back to poll (and the stop flag) now and then.
+            let deadline = Instant::now() + Duration::from_millis(POLL_MS as u64);
+            batch = match self.read_ring(&mut reader, batch, false, deadline) {
+                Ok((b, _)) => b,
+                Err(e) => return self.failed(&mut reader, e, stop),
+            };
+            if stats_at.elapsed() >= STATS_EVERY {
                 stats_at = Instant::now();
                 reader.stats(&mut self.cap);
             }
-            if stopping {
-                return;
-            }
         }
     }
+
+    /// Waits until the ring has a block to read, at most `ms`.
+    fn poll(&self, ms: i32) {
+        let mut pfd = libc::pollfd {
+            fd: self.cap.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; EINTR and timeouts just return.
+        unsafe { libc::poll(&mut pfd, 1, ms) };
+    }
+
+    /// Reads what the ring holds (until it is empty, or past `deadline`)
+    /// and hands it over (blocking when `stopping`); returns an empty batch
+    /// and the number of frames read.
+    fn read_ring(
+        &mut self,
+        reader: &mut Reader,
+        mut batch: FrameBatch,
+        stopping: bool,
+        deadline: Instant,
+    ) -> Result<(FrameBatch, usize), pcap::Error> {
+        let mut n = 0usize;
+        loop {
+            match self.cap.next_packet() {
+                Ok(p) => {
+                    let ts = p.header.ts.tv_sec * 1_000_000 + p.header.ts.tv_usec;
+                    batch.push(ts, p.header.len, p.data);
+                    n += 1;
+                    if batch.len() >= BATCH_FRAMES {
+                        batch = reader.hand_over(batch, stopping);
+                    }
+                    if n & 0xfff == 0 && Instant::now() > deadline {
+                        break;
+                    }
+                }
+                // Non-blocking: nothing more in the ring.
+                Err(pcap::Error::TimeoutExpired) => break,
+                Err(e) => {
+                    reader.hand_over(batch, true);
+                    return Err(e);
+                }
+            }
+        }
+        if !batch.is_empty() {
+            batch = reader.hand_over(batch, stopping);
+        }
+        Ok((batch, n))
+    }
+
+    /// At stop: no new packet passes the socket's filter, the ring is read
+    /// dry, then libpcap's counters are taken, again after the kernel's
+    /// block timeout until they account for every packet read. The kernel
+    /// hands over a partly filled block at its second timer tick at the
+    /// latest; when two waits of a tick bring nothing, nothing more will
+    /// come (libpcap counts but skips some packets, e.g. those sent on `lo`).
+    fn drain_at_stop(&mut self, reader: &mut Reader, mut batch: FrameBatch, stop: &AtomicBool) {
+        let deadline = Instant::now() + DRAIN_AT_STOP;
+        let closed = close_filter(self.cap.as_raw_fd());
+        let mut empty_waits = 0;
+        loop {
+            let n;
+            (batch, n) = match self.read_ring(reader, batch, true, deadline) {
+                Ok(r) => r,
+                Err(e) => return self.failed(reader, e, stop),
+            };
+            reader.stats(&mut self.cap);
+            empty_waits = if n == 0 { empty_waits + 1 } else { 0 };
+            if !closed || reader.all_read() || empty_waits > 2 || Instant::now() >= deadline {
+                return;
+            }
+            self.poll(POLL_MS + 10);
+        }
+    }
+
+    /// A read error: counters taken, the error stored, every thread told to stop.
+    fn failed(&mut self, reader: &mut Reader, e: pcap::Error, stop: &AtomicBool) {
+        reader.stats(&mut self.cap);
+        *reader
+            .counters
+            .error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(CaptureError::Live {
+            iface: self.name.clone(),
+            msg: e.to_string(),
+        });
+        stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Replaces the socket's filter with one that takes no packet (a classic
+/// BPF `ret #0`, attached behind libpcap's back: libpcap would filter the
+/// packets already in the ring again). False where that is not possible.
+#[cfg(target_os = "linux")]
+fn close_filter(fd: std::os::fd::RawFd) -> bool {
+    let mut insn = [libc::sock_filter {
+        code: 0x06, // BPF_RET | BPF_K
+        jt: 0,
+        jf: 0,
+        k: 0,
+    }];
+    let prog = libc::sock_fprog {
+        len: 1,
+        filter: insn.as_mut_ptr(),
+    };
+    // SAFETY: a valid sock_fprog that outlives the call; the kernel copies it.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&prog as *const libc::sock_fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    rc == 0
+}
+
+#[cfg(not(target_os = "linux"))]
+fn close_filter(_fd: std::os::fd::RawFd) -> bool {
+    false
 }
 
 fn live_err(name: &str) -> impl Fn(pcap::Error) -> CaptureError + '_ {
@@ -347,6 +432,18 @@ fn activate(name: &str, opts: &LiveOptions) -> Result<pcap::Capture<pcap::Active
         .immediate_mode(false)
         .open()
         .map_err(live_err(name))
+}
+
+/// Refuses an interface whose link type mxwatch does not decode (#13).
+fn check_link(cap: &pcap::Capture<pcap::Active>, name: &str) -> Result<(), CaptureError> {
+    let dlt = cap.get_datalink().0;
+    if LinkType::from(dlt).is_supported() {
+        return Ok(());
+    }
+    Err(CaptureError::Live {
+        iface: name.to_owned(),
+        msg: super::unsupported_link(dlt),
+    })
 }
 
 /// The capture filter; mxwatch's default falls back to the plain one where
@@ -493,6 +590,14 @@ impl Reader {
                 batch
             }
         }
+    }
+
+    /// libpcap's counters (as last taken) account for every frame read:
+    /// received = read + dropped by the kernel.
+    fn all_read(&self) -> bool {
+        let c = &self.counters;
+        c.received.load(Ordering::Relaxed)
+            == c.frames_read.load(Ordering::Relaxed) + c.dropped.load(Ordering::Relaxed)
     }
 
     fn stats(&mut self, cap: &mut pcap::Capture<pcap::Active>) {

@@ -53,6 +53,12 @@ pub enum CaptureError {
         iface: String,
         msg: String,
     },
+    /// A capture of a link type the decoder does not read (its frames would
+    /// all be link-layer errors): refused, named with libpcap's name for it.
+    LinkType {
+        path: PathBuf,
+        dlt: i32,
+    },
     /// A dnstap or log input (`input::InputError`), or a dnstap socket.
     Input(String),
 }
@@ -75,6 +81,12 @@ impl fmt::Display for CaptureError {
                 )
             }
             CaptureError::Live { iface, msg } => write!(f, "interface {iface}: {}", clean(msg)),
+            CaptureError::LinkType { path, dlt } => write!(
+                f,
+                "{}: {}: file skipped",
+                path.display(),
+                unsupported_link(*dlt)
+            ),
             CaptureError::Input(msg) => write!(f, "{msg}"),
         }
     }
@@ -97,6 +109,20 @@ pub fn is_frame_streams(path: &Path) -> bool {
         .and_then(|mut f| f.read_exact(&mut b))
         .is_ok()
         && b == [0; 4]
+}
+
+/// "link type 147 (USER0) is not one mxwatch decodes (...)".
+pub fn unsupported_link(dlt: i32) -> String {
+    // libpcap has no names for the private-use range.
+    let name = match dlt {
+        147..=162 => Ok(format!("USER{}", dlt - 147)),
+        _ => pcap::Linktype(dlt).get_name(),
+    }
+    .map_or(String::new(), |n| format!(" ({n})"));
+    format!(
+        "link type {dlt}{name} is not one mxwatch decodes ({})",
+        crate::decode::link::SUPPORTED
+    )
 }
 
 fn clean(msg: &str) -> String {
@@ -156,6 +182,17 @@ impl FileSource {
             }
         };
         let mut cap = cap;
+        let dlt = cap.get_datalink().0;
+        if !LinkType::from(dlt).is_supported() {
+            drop(cap);
+            if let Some(mut f) = feeder {
+                f.finish();
+            }
+            return Err(CaptureError::LinkType {
+                path: path.to_owned(),
+                dlt,
+            });
+        }
         if let Some(f) = filter {
             cap.filter(f, true).map_err(|e| CaptureError::Filter {
                 filter: f.to_owned(),
@@ -171,7 +208,7 @@ impl FileSource {
         })
     }
 
-    /// True once `next_frame` has said the file ended.
+    /// True once `next_frame` has said the file ended (or failed).
     pub fn at_end(&self) -> bool {
         self.at_end
     }
@@ -205,6 +242,8 @@ impl FileSource {
                 }
             }
             Err(e) => {
+                // Nothing more is read from a file after an error.
+                self.at_end = true;
                 let mut msg = e.to_string();
                 if let Some(f) = self.feeder.as_mut() {
                     // A cut file means the pipe is at its end: the thread is

@@ -45,12 +45,16 @@ pub trait FrameSource {
     }
 }
 
-/// Capture files read one after another (one decoder: source 0).
+/// Capture files read one after another (one decoder: source 0). As with
+/// [`Merged`], a file that cannot be read (or is of a link type the decoder
+/// does not read, or is cut mid-record) is reported after the others are
+/// read; a bad filter at once.
 pub struct Files {
     paths: Vec<PathBuf>,
     filter: Option<String>,
     next: usize,
     open: Option<FileSource>,
+    deferred: Option<CaptureError>,
 }
 
 impl Files {
@@ -60,6 +64,7 @@ impl Files {
             filter: filter.map(str::to_owned),
             next: 0,
             open: None,
+            deferred: None,
         }
     }
 }
@@ -69,21 +74,37 @@ impl FrameSource for Files {
         if self.open.as_ref().is_none_or(FileSource::at_end) {
             self.open = None;
             let Some(p) = self.paths.get(self.next) else {
-                return Ok(Pulled::End);
+                return match self.deferred.take() {
+                    Some(e) => Err(e),
+                    None => Ok(Pulled::End),
+                };
             };
             self.next += 1;
-            self.open = Some(FileSource::open(p, self.filter.as_deref())?);
+            match FileSource::open(p, self.filter.as_deref()) {
+                Ok(f) => self.open = Some(f),
+                Err(e @ CaptureError::Filter { .. }) => return Err(e),
+                Err(e) => {
+                    self.deferred.get_or_insert(e);
+                    return Ok(Pulled::Skip);
+                }
+            }
         }
         let src = self.open.as_mut().expect("opened");
         let link = src.link_type();
-        Ok(match src.next_frame()? {
-            Some(frame) => Pulled::Frame {
+        match src.next_frame() {
+            Ok(Some(frame)) => Ok(Pulled::Frame {
                 source: 0,
                 link,
                 frame,
-            },
-            None => Pulled::Skip,
-        })
+            }),
+            Ok(None) => Ok(Pulled::Skip),
+            Err(e) => {
+                // Cut (the file is at its end now): the next file goes on,
+                // the error comes at the end.
+                self.deferred.get_or_insert(e);
+                Ok(Pulled::Skip)
+            }
+        }
     }
 
     fn current(&self) -> Option<&Path> {

@@ -249,6 +249,7 @@ impl ClientBin {
     /// carries its estimates, not 512 bytes per sketch, to detection and output).
     pub fn release_sketches(&mut self) {
         self.names_seen = Distinct::default();
+        self.mx_names_seen = Distinct::default();
         self.smtp_clients = Distinct::default();
     }
 

@@ -11,6 +11,7 @@
 
 pub mod counters;
 pub mod names;
+pub mod open;
 pub mod pending;
 pub mod table;
 
@@ -22,7 +23,6 @@ use crate::smtp::{SmtpCommand, SmtpCommandKind, SmtpEvent, SmtpEventKind};
 use crate::time::Bins;
 
 pub use counters::{ClientBin, DISTINCT_BITS, Distinct, DnsCounts, SUB_BINS, Sketch, SmtpCounts};
-use names::DomainLearner;
 use pending::{Pending, QueryKey};
 use table::{ClientTable, Touch};
 
@@ -79,21 +79,31 @@ impl ShardStats {
     }
 }
 
-/// One client's counters for a closed bin.
+/// One client's counters for a closed bin (boxed: handed from the
+/// classifier's table to detection and output without a copy).
 #[derive(Debug, Clone)]
 pub struct ClientRecord {
     pub ip: IpAddr,
-    pub bin: ClientBin,
+    pub bin: Box<ClientBin>,
     pub local_domain: Option<Box<str>>,
 }
 
-/// A closed bin: every tracked client, sorted by address, idle ones included
-/// (with an empty [`ClientBin`]), so that a detector sees quiet bins too.
+/// A tracked client that did nothing in a closed bin.
+#[derive(Debug, Clone)]
+pub struct IdleClient {
+    pub ip: IpAddr,
+    pub local_domain: Option<Box<str>>,
+}
+
+/// A closed bin: every tracked client, the active ones with their counters
+/// and the idle ones by address (a detector sees quiet bins too), each list
+/// sorted by address. The engine empties `idle` once detection has seen it.
 #[derive(Debug, Clone, Default)]
 pub struct ClosedBin {
     pub start: i64,
     pub end: i64,
     pub clients: Vec<ClientRecord>,
+    pub idle: Vec<IdleClient>,
 }
 
 impl ClosedBin {
@@ -193,7 +203,7 @@ impl Classifier {
         let clients = &mut self.clients;
         self.pending.drain(|c| {
             if let Some(cl) = clients.get_mut(&c) {
-                cl.bin.dns.unanswered += 1;
+                cl.open().bin.dns.unanswered += 1;
             }
         });
         let end = start + self.cfg.bins.micros;
@@ -224,7 +234,7 @@ impl Classifier {
             // beyond what the downstream's windows can use.
             let skip_to = target - self.cfg.bins.micros * self.cfg.idle_bins_closed as i64;
             self.bin_start = Some(
-                if end < skip_to && self.clients.values().all(|c| c.bin.is_empty()) {
+                if end < skip_to && self.clients.values().all(table::Client::is_idle) {
                     skip_to
                 } else {
                     end
@@ -237,7 +247,7 @@ impl Classifier {
         let clients = &mut self.clients;
         self.pending.rotate(&mut |c| {
             if let Some(cl) = clients.get_mut(&c) {
-                cl.bin.dns.unanswered += 1;
+                cl.open().bin.dns.unanswered += 1;
             }
         });
         let mut ips: Vec<IpAddr> = self.clients.keys().copied().collect();
@@ -245,28 +255,28 @@ impl Classifier {
         let mut closed = ClosedBin {
             start,
             end,
-            clients: Vec::with_capacity(ips.len()),
+            clients: Vec::new(),
+            idle: Vec::new(),
         };
         for ip in ips {
             let c = self.clients.get_mut(&ip).expect("listed client");
-            c.bin.finalize();
-            if !self.cfg.keep_sketches {
-                c.bin.release_sketches();
-            }
             let local = self
                 .cfg
                 .local_domains
                 .first()
                 .map(|d| d.as_str().into())
-                .or(c.learner.learned.clone());
-            if !c.bin.is_empty() {
-                c.last_active_bin = start;
+                .or_else(|| c.learned().map(Into::into));
+            match c.bin.take() {
+                Some(open) if !open.bin.is_empty() => closed.clients.push(ClientRecord {
+                    ip,
+                    bin: open.close(self.cfg.keep_sketches),
+                    local_domain: local,
+                }),
+                _ => closed.idle.push(IdleClient {
+                    ip,
+                    local_domain: local,
+                }),
             }
-            closed.clients.push(ClientRecord {
-                ip,
-                bin: std::mem::take(&mut c.bin),
-                local_domain: local,
-            });
         }
         closed
     }
@@ -323,7 +333,7 @@ impl Classifier {
         let clients = &mut self.clients;
         let mut unanswered = |c: IpAddr| {
             if let Some(cl) = clients.get_mut(&c) {
-                cl.bin.dns.unanswered += 1;
+                cl.open().bin.dns.unanswered += 1;
             }
         };
         if !head.response {
@@ -339,7 +349,9 @@ impl Classifier {
                 self.name = name;
                 return;
             };
-            let b = &mut c.bin;
+            let unresolved = is_unresolved(&name, local_domains, c.learned());
+            let o = c.open();
+            let b = &mut o.bin;
             b.dns.queries += 1;
             b.dns.query_only += u64::from(d.query_only);
             let bucket = QtypeBucket::of(q.qtype);
@@ -349,18 +361,18 @@ impl Classifier {
             } else {
                 b.dns.udp += 1;
             }
-            b.see_name(names::fast_hash(&name));
             b.see_server(d.server);
             b.sub_bins[sub].0 += 1;
-            if bucket == QtypeBucket::Mx {
-                b.see_mx_name(names::fast_hash(&name));
-                ClientBin::sample(&mut b.sample_mx, text(&name));
-            }
-            if is_unresolved(&name, local_domains, &c.learner) {
+            if unresolved {
                 b.dns.unresolved_fqdn += 1;
                 b.sub_bins[sub].1 += 1;
                 ClientBin::sample(&mut b.sample_unresolved, text(&name));
             }
+            if bucket == QtypeBucket::Mx {
+                ClientBin::sample(&mut b.sample_mx, text(&name));
+                o.see_mx_name(names::fast_hash(&name));
+            }
+            o.see_name(names::fast_hash(&name));
         } else {
             if !self.pending.response(&key) {
                 stats.dns_unsolicited_responses += 1;
@@ -370,17 +382,27 @@ impl Classifier {
                 return;
             };
             let bucket = RcodeBucket::of(head.rcode);
-            c.bin.dns.responses += 1;
-            c.bin.dns.rcode[bucket as usize] += 1;
+            let unresolved = head.question.is_some()
+                && bucket == RcodeBucket::NxDomain
+                && is_unresolved(&name, local_domains, c.learned());
+            let b = &mut c.open().bin;
+            b.dns.responses += 1;
+            b.dns.rcode[bucket as usize] += 1;
             if bucket == RcodeBucket::NxDomain && head.question.is_some() {
-                if is_unresolved(&name, local_domains, &c.learner) {
-                    c.bin.dns.unresolved_nxdomain += 1;
-                } else if local_domains.is_empty() {
-                    let before = c.learner.dropped;
-                    if c.learner.on_nxdomain(text(&name)).is_some() {
-                        c.bin.dns.unresolved_nxdomain += 1;
+                if unresolved {
+                    b.dns.unresolved_nxdomain += 1;
+                } else if local_domains.is_empty()
+                    && (c.learner.is_some() || names::split_candidate(text(&name)).is_some())
+                {
+                    // Learning state only for a client with a candidate name
+                    // (without one, learning would not change).
+                    let l = c.learner.get_or_insert_with(Box::default);
+                    let before = l.dropped;
+                    let learned = l.on_nxdomain(text(&name)).is_some();
+                    stats.learn_candidates_dropped += l.dropped - before;
+                    if learned {
+                        c.open().bin.dns.unresolved_nxdomain += 1;
                     }
-                    stats.learn_candidates_dropped += c.learner.dropped - before;
                 }
             }
         }
@@ -391,7 +413,7 @@ impl Classifier {
         let Some(c) = self.client(e.ip, Touch::Smtp, keep) else {
             return;
         };
-        let b = &mut c.bin;
+        let b = &mut c.open().bin;
         match &e.kind {
             SmtpEventKind::SessionStart => {
                 b.smtp.connections += 1;
@@ -437,12 +459,9 @@ fn text(name: &[u8]) -> &str {
     std::str::from_utf8(name).unwrap_or("")
 }
 
-fn is_unresolved(name: &[u8], configured: &[String], learner: &DomainLearner) -> bool {
+fn is_unresolved(name: &[u8], configured: &[String], learned: Option<&str>) -> bool {
     if configured.is_empty() {
-        learner
-            .learned
-            .as_deref()
-            .is_some_and(|d| names::unresolved_front(text(name), d).is_some())
+        learned.is_some_and(|d| names::unresolved_front(text(name), d).is_some())
     } else {
         configured
             .iter()

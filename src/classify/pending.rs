@@ -78,6 +78,11 @@ impl Pending {
         for (k, _) in self.older.drain() {
             unanswered(k.client);
         }
+        // The emptied map becomes the current generation: sized for about
+        // what the last one held, so a flood's table does not stay allocated.
+        if self.older.capacity() > 2 * self.current.len() + 1024 {
+            self.older.shrink_to(self.current.len());
+        }
         std::mem::swap(&mut self.current, &mut self.older);
     }
 }

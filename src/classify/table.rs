@@ -31,18 +31,20 @@ use std::net::IpAddr;
 
 use crate::FastMap;
 
-use super::counters::ClientBin;
 use super::names::DomainLearner;
+use super::open::OpenBin;
 
 /// Entries looked at per eviction before giving up (kept clients are
 /// re-queued): a table full of kept clients costs O(1) per attempt, not a scan.
 pub const CANDIDATES: usize = 8;
 
+/// One tracked client: a few words while it is idle (#12, memory per client).
 #[derive(Debug)]
 pub struct Client {
-    pub bin: ClientBin,
-    pub learner: DomainLearner,
-    pub last_active_bin: i64,
+    /// Its counters for the open bin, from its first event in the bin.
+    pub bin: Option<Box<OpenBin>>,
+    /// Its search-domain learning, from its first candidate name.
+    pub learner: Option<Box<DomainLearner>>,
     protected: bool,
     /// The stamp of this client's live entry in its segment's queue.
     stamp: u64,
@@ -81,6 +83,23 @@ pub struct ClientTable {
     protected_cap: usize,
     next_stamp: u64,
     pub stats: TableStats,
+}
+
+impl Client {
+    /// Its counters for the open bin (allocated on first use).
+    pub fn open(&mut self) -> &mut OpenBin {
+        self.bin.get_or_insert_with(Box::default)
+    }
+
+    /// Nothing counted in the open bin.
+    pub fn is_idle(&self) -> bool {
+        self.bin.as_ref().is_none_or(|b| b.bin.is_empty())
+    }
+
+    /// The search domain it learnt, if any.
+    pub fn learned(&self) -> Option<&str> {
+        self.learner.as_ref().and_then(|l| l.learned.as_deref())
+    }
 }
 
 impl ClientTable {
@@ -155,9 +174,8 @@ impl ClientTable {
                 self.map.insert(
                     ip,
                     Client {
-                        bin: ClientBin::default(),
-                        learner: DomainLearner::default(),
-                        last_active_bin: 0,
+                        bin: None,
+                        learner: None,
                         protected: false,
                         stamp,
                         touch_bin: bin,

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use super::wire::{BinMsg, Mark, Message};
 use crate::FastMap;
-use crate::classify::{ClientBin, ClientRecord, ClosedBin};
+use crate::classify::{ClientBin, ClientRecord, ClosedBin, IdleClient};
 use crate::detect::{Alert, ClientOverride, Detector, DetectorConfig};
 
 /// How bins of the same client and time from several sensors combine.
@@ -112,6 +112,8 @@ struct OpenBin {
 struct Known {
     last_active: i64,
     sensors: Vec<String>,
+    /// The local domain its sensors last gave (for its idle bins).
+    local: Option<Box<str>>,
 }
 
 struct SensorMark {
@@ -231,7 +233,7 @@ impl Partition {
                     bin: ClosedBin {
                         start: self.closed_until,
                         end: self.closed_until,
-                        clients: Vec::new(),
+                        ..ClosedBin::default()
                     },
                     alerts,
                 }),
@@ -284,6 +286,9 @@ impl Partition {
             return;
         };
         self.know(m.client, m.start, &m.sensor);
+        if let (Some(l), Some(k)) = (&m.local_domain, self.known.get_mut(&m.client)) {
+            k.local = Some(l.as_str().into());
+        }
         let mode = self.cfg.merge;
         let open = self.open_bin(m.start, m.end, offset);
         let events = bin.dns.queries + bin.smtp.connections + bin.smtp.outbound;
@@ -357,6 +362,7 @@ impl Partition {
         let k = self.known.entry(ip).or_insert_with(|| Known {
             last_active: start,
             sensors: Vec::new(),
+            local: None,
         });
         k.last_active = k.last_active.max(start);
         if !k.sensors.iter().any(|s| s == sensor) && k.sensors.len() < MAX_SENSORS_PER_CLIENT {
@@ -434,36 +440,37 @@ impl Partition {
         let b = self.open.remove(&start).expect("open bin");
         self.stats.bins_closed += 1;
         self.closed_until = self.closed_until.max(b.end);
-        let mut merged = b.clients;
-        let mut clients: Vec<ClientRecord> = self
-            .known
-            .keys()
-            .map(|ip| match merged.remove(ip) {
-                Some(mut m) => {
-                    m.bin.finalize();
-                    m.bin.release_sketches();
-                    ClientRecord {
-                        ip: *ip,
-                        bin: m.bin,
-                        local_domain: m.local.map(Into::into),
-                    }
-                }
-                None => ClientRecord {
+        let mut clients = Vec::with_capacity(b.clients.len());
+        let mut idle = Vec::new();
+        for (ip, mut m) in b.clients {
+            m.bin.finalize();
+            m.bin.release_sketches();
+            if m.bin.is_empty() {
+                continue;
+            }
+            clients.push(ClientRecord {
+                ip,
+                bin: Box::new(m.bin),
+                local_domain: m.local.map(Into::into),
+            });
+        }
+        for (ip, k) in &self.known {
+            if clients.binary_search_by_key(ip, |c| c.ip).is_err() {
+                idle.push(IdleClient {
                     ip: *ip,
-                    bin: ClientBin::default(),
-                    local_domain: None,
-                },
-            })
-            .collect();
-        clients.sort_by_key(|c| c.ip);
-        let mut bin = ClosedBin {
+                    local_domain: k.local.clone(),
+                });
+            }
+        }
+        idle.sort_by_key(|c| c.ip);
+        let bin = ClosedBin {
             start,
             end: b.end,
             clients,
+            idle,
         };
         let alerts = self.detector.on_bin(&bin);
         let alerts = self.named(alerts);
-        bin.clients.retain(|c| !c.bin.is_empty());
         Out { bin, alerts }
     }
 

@@ -55,6 +55,16 @@ impl From<i32> for LinkType {
     }
 }
 
+impl LinkType {
+    /// A link type this decoder reads (everything but `Unknown`).
+    pub fn is_supported(self) -> bool {
+        !matches!(self, LinkType::Unknown(_))
+    }
+}
+
+/// The link types decoded, for messages.
+pub const SUPPORTED: &str = "Ethernet, Linux cooked v1/v2, raw IPv4/IPv6, BSD/OpenBSD loopback";
+
 /// Where decoding of a frame stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Layer {

@@ -19,6 +19,7 @@ pub mod dns_query_flood;
 pub mod evidence;
 pub mod excess;
 pub mod flood;
+mod packed;
 pub mod rule;
 pub mod smtp_alpha;
 pub mod smtp_outbound_flood;
@@ -31,6 +32,7 @@ pub mod window;
 use std::collections::VecDeque;
 
 use crate::FastMap;
+use packed::State;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -147,12 +149,27 @@ struct Active {
     bins: VecDeque<BinSummary>,
 }
 
+/// What the detector keeps per client between bins: its [`State`] packed
+/// (a few dozen bytes for a quiet client), and its open incidents, if any.
 #[derive(Debug, Default)]
+struct Stored {
+    packed: Box<[u8]>,
+    incidents: Option<Box<Incidents>>,
+}
+
+/// One slot per incident kind: the DNS family, then each other rule (at
+/// least one open while stored).
+#[derive(Debug, Clone)]
+struct Incidents {
+    slots: Vec<Option<Box<Active>>>,
+}
+
+/// A client's state while a bin is judged (unpacked from [`Stored`]).
+#[derive(Debug)]
 struct ClientState {
-    recent: VecDeque<BinSummary>,
+    /// The last `confirm_bins` bins, oldest first.
+    recent: Vec<BinSummary>,
     base: Baselines,
-    /// One slot per incident kind: the DNS family, then each other rule.
-    /// Boxed: most clients never alert, and an empty slot is then 8 bytes.
     slots: Vec<Option<Box<Active>>>,
     server: Option<IpAddr>,
     /// Seen receiving SMTP sessions: a mail server.
@@ -162,6 +179,60 @@ struct ClientState {
 }
 
 impl ClientState {
+    fn unpack(stored: &mut Stored, slots: usize) -> Self {
+        let State {
+            recent,
+            base,
+            server,
+            smtp_server,
+            mx_quiet_bins,
+        } = if stored.packed.is_empty() {
+            State::default()
+        } else {
+            State::unpack(&stored.packed)
+        };
+        ClientState {
+            recent,
+            base,
+            slots: stored
+                .incidents
+                .take()
+                .map_or_else(|| vec![None; slots], |i| i.slots),
+            server,
+            smtp_server,
+            mx_quiet_bins,
+        }
+    }
+
+    /// Packs the state back (`buf`: scratch space).
+    fn store(self, stored: &mut Stored, buf: &mut Vec<u8>) {
+        let ClientState {
+            recent,
+            base,
+            slots,
+            server,
+            smtp_server,
+            mx_quiet_bins,
+        } = self;
+        State {
+            recent,
+            base,
+            server,
+            smtp_server,
+            mx_quiet_bins,
+        }
+        .pack(buf);
+        if stored.packed.len() == buf.len() {
+            stored.packed.copy_from_slice(buf);
+        } else {
+            stored.packed = buf.as_slice().into();
+        }
+        stored.incidents = slots
+            .iter()
+            .any(Option::is_some)
+            .then(|| Box::new(Incidents { slots }));
+    }
+
     fn open(&self, rule: &'static RuleInfo) -> bool {
         self.slots
             .iter()
@@ -178,7 +249,9 @@ pub struct Detector {
     dns_rules: Vec<usize>,
     own_rules: Vec<usize>,
     overrides: FastMap<IpAddr, ClientOverride>,
-    clients: FastMap<IpAddr, ClientState>,
+    clients: FastMap<IpAddr, Stored>,
+    /// Scratch space for packing a client's state.
+    buf: Vec<u8>,
 }
 
 impl Detector {
@@ -199,6 +272,7 @@ impl Detector {
                 .map(|o| (o.ip, o))
                 .collect::<FastMap<_, _>>(),
             clients: FastMap::default(),
+            buf: Vec::new(),
         }
     }
 
@@ -209,9 +283,7 @@ impl Detector {
     }
 
     pub fn is_alerting(&self, ip: &IpAddr) -> bool {
-        self.clients
-            .get(ip)
-            .is_some_and(|c| c.slots.iter().any(Option::is_some))
+        self.clients.get(ip).is_some_and(|c| c.incidents.is_some())
     }
 
     /// A client named in the configuration (`[[client]]`): never evicted.
@@ -223,11 +295,26 @@ impl Detector {
         self.clients.remove(ip);
     }
 
-    /// Every client of a closed bin, in the bin's (address) order.
+    /// Every client of a closed bin, active and idle, in address order.
     pub fn on_bin(&mut self, bin: &ClosedBin) -> Vec<Alert> {
+        let empty = ClientBin::default();
         let mut out = Vec::new();
-        for c in &bin.clients {
-            out.extend(self.on_client(c.ip, bin.start, bin.end, &c.bin, c.local_domain.as_deref()));
+        let (mut active, mut idle) = (bin.clients.iter().peekable(), bin.idle.iter().peekable());
+        loop {
+            let take_active = match (active.peek(), idle.peek()) {
+                (Some(a), Some(i)) => a.ip <= i.ip,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            let (ip, b, local) = if take_active {
+                let c = active.next().expect("peeked");
+                (c.ip, &*c.bin, c.local_domain.as_deref())
+            } else {
+                let c = idle.next().expect("peeked");
+                (c.ip, &empty, c.local_domain.as_deref())
+            };
+            out.extend(self.on_client(ip, bin.start, bin.end, b, local));
         }
         out
     }
@@ -249,27 +336,24 @@ impl Detector {
         let configured_server = ov.is_some_and(|o| o.mail_server);
         let cfg = &self.cfg;
         let slots = 1 + self.own_rules.len();
-        let st = self.clients.entry(ip).or_insert_with(|| ClientState {
-            slots: vec![None; slots],
-            recent: VecDeque::with_capacity(cfg.confirm_bins.max(1) + 1),
-            ..ClientState::default()
-        });
+        let stored = self.clients.entry(ip).or_default();
+        let mut client = ClientState::unpack(stored, slots);
+        let st = &mut client;
         if let Some(s) = bin.main_server() {
             st.server = Some(s);
         }
         st.smtp_server |= bin.smtp.connections > 0 || configured_server;
         let summary = BinSummary::of(start, end, bin);
-        st.recent.push_back(summary.clone());
-        while st.recent.len() > cfg.confirm_bins.max(1) {
-            st.recent.pop_front();
-        }
+        let mut run = std::mem::take(&mut st.recent);
+        run.push(summary.clone());
+        let extra = run.len().saturating_sub(cfg.confirm_bins.max(1));
+        run.drain(..extra);
         let warm = st.base.bins >= cfg.warmup_bins;
-        let run: Vec<BinSummary> = st.recent.iter().cloned().collect();
         let totals = Totals::of(&run);
         // The window and its latest bin against the baselines, by feature.
         let excess = Excess::of(&totals, &st.base, cfg);
         let latest = Excess::of(&Totals::of(std::slice::from_ref(&summary)), &st.base, cfg);
-        let full = st.recent.len() >= cfg.confirm_bins;
+        let full = run.len() >= cfg.confirm_bins;
         let mut phases: Vec<Option<Phase>> = vec![None; slots];
 
         // Rules with incidents of their own (SMTP) first: they corroborate
@@ -432,18 +516,27 @@ impl Detector {
                 *slot = None;
             }
         }
+        client.recent = run;
+        client.store(stored, &mut self.buf);
         out
     }
 
     /// End of input: every active incident ends at `end`.
     pub fn finish(&mut self, end: i64) -> Vec<Alert> {
-        let mut ips: Vec<IpAddr> = self.clients.keys().copied().collect();
+        let mut ips: Vec<IpAddr> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.incidents.is_some())
+            .map(|(ip, _)| *ip)
+            .collect();
         ips.sort();
+        let slots = 1 + self.own_rules.len();
         let mut out = Vec::new();
         for ip in ips {
-            let st = self.clients.get_mut(&ip).expect("listed");
+            let stored = self.clients.get_mut(&ip).expect("listed");
+            let mut st = ClientState::unpack(stored, slots);
             let warm = st.base.bins >= self.cfg.warmup_bins;
-            let ctx = AlertCtx::new(ip, st, end, &self.cfg, warm, None);
+            let ctx = AlertCtx::new(ip, &st, end, &self.cfg, warm, None);
             for a in st.slots.iter().flatten() {
                 let mut alert = ctx.alert(a, Phase::End, &self.rules);
                 alert.why = Why::EndOfInput {
@@ -452,8 +545,15 @@ impl Detector {
                 out.push(alert);
             }
             st.slots.iter_mut().for_each(|s| *s = None);
+            st.store(stored, &mut self.buf);
         }
         out
+    }
+
+    /// A client's state as the detector keeps it (tests).
+    #[cfg(test)]
+    fn state(&self, ip: &IpAddr) -> State {
+        State::unpack(&self.clients[ip].packed)
     }
 }
 

@@ -621,7 +621,7 @@ fn baseline_is_frozen_during_an_alert_and_the_incident_is_a_handful_of_lines() {
     };
     let mut det = Detector::new(cfg, Vec::new());
     run(&mut det, (0..60).map(|_| bin(20, 2, 2)), 0);
-    let before = det.clients[&MX_SERVER].base.clone();
+    let before = det.state(&MX_SERVER).base.clone();
     // Two hours of relay, then quiet.
     let mut bins: Vec<ClientBin> = (0..120).map(|_| bin(100, 2000, 5)).collect();
     bins.extend((0..30).map(|_| bin(20, 2, 2)));
@@ -635,7 +635,7 @@ fn baseline_is_frozen_during_an_alert_and_the_incident_is_a_handful_of_lines() {
     );
     // The end comes after end_after_quiet_bins quiet bins.
     assert_eq!(alerts.last().unwrap().2, 60 + 120 + 4);
-    let during = det.clients[&MX_SERVER].base.qps;
+    let during = det.state(&MX_SERVER).base.qps;
     assert!(
         during < before.qps * 1.5,
         "baseline dragged: {} -> {during}",

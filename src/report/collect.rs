@@ -227,11 +227,12 @@ mod tests {
                     b.dns.queries = 1;
                     ClientRecord {
                         ip,
-                        bin: b,
+                        bin: Box::new(b),
                         local_domain: None,
                     }
                 })
                 .collect(),
+            idle: Vec::new(),
         }
     }
 
@@ -251,7 +252,7 @@ mod tests {
         let mut b = bin_of(std::iter::once(IpAddr::from([10, 0, 0, 1])));
         b.clients.push(ClientRecord {
             ip: IpAddr::from([10, 0, 0, 2]),
-            bin: ClientBin::default(),
+            bin: Box::default(),
             local_domain: None,
         });
         c.bin(&b, &[]);

@@ -102,6 +102,10 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         run_pass(&detect_settings, &args.files, one_pass, &args.clients, &bar)?;
     let Some(span) = first.span else {
         bar.finish_and_clear();
+        // Nothing read: the input's own error says why, when it has one.
+        if let Some(e) = input_error {
+            return Err(e.into());
+        }
         bail!("no packets in {}", display_files(&args.files));
     };
     let bin_secs = fixed_bin.unwrap_or_else(|| default_bin(span.1 - span.0));

@@ -67,7 +67,7 @@ pub fn detect(args: &DetectArgs) -> Result<()> {
             let bin = crate::classify::ClosedBin {
                 start: end,
                 end,
-                clients: Vec::new(),
+                ..Default::default()
             };
             result = sink.bin_lines(&bin, &[a]);
         }

@@ -238,12 +238,13 @@ pub fn read(args: &ReadArgs) -> Result<()> {
 }
 
 /// One warning line when the input held packets but no DNS or SMTP at all
-/// (a wrong capture, a filter that kept nothing useful, an unknown link type).
+/// (a wrong capture, a filter that kept nothing useful). A file of a link
+/// type the decoder does not read is refused at open (an error line).
 fn warn_if_empty(s: &CaptureSnapshot) {
     let d = &s.decode;
     if d.packets > 0 && d.decoded == 0 && s.inputs.is_empty() {
         let why = if d.truncated.link + d.decode_errors.link == d.packets {
-            " (their link type is not one mxwatch decodes)"
+            " (every frame failed at the link layer)"
         } else {
             ""
         };

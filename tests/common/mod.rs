@@ -152,12 +152,17 @@ pub fn rcode_bucket(r: &str) -> &'static str {
 
 /// The global header of a classic pcap: microseconds, snaplen 65535, Ethernet.
 pub fn pcap_header() -> Vec<u8> {
+    pcap_header_link(1)
+}
+
+/// The global header of a classic pcap of link type `dlt`: microseconds, snaplen 65535.
+pub fn pcap_header_link(dlt: u32) -> Vec<u8> {
     let mut h = Vec::new();
     h.extend(0xa1b2c3d4u32.to_le_bytes());
     h.extend(2u16.to_le_bytes());
     h.extend(4u16.to_le_bytes());
     h.extend([0u8; 8]);
     h.extend(65535u32.to_le_bytes());
-    h.extend(1u32.to_le_bytes());
+    h.extend(dlt.to_le_bytes());
     h
 }
