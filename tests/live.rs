@@ -616,6 +616,7 @@ fn live_threads_on_any_and_refused_without_packet_sockets() {
         err.contains("AF_PACKET") && err.contains("--threads 1") && err.lines().count() == 1,
         "{err}"
     );
+}
 
 /// SIGTERM while packets are arriving (#12): the final capture_stats still
 /// accounts for every packet libpcap counted (received = read + dropped by
