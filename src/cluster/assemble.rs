@@ -389,6 +389,10 @@ impl Partition {
         for (_, ip) in &cands[..n] {
             self.known.remove(ip);
             self.detector.forget(ip);
+            // Its records in the open bins go too: they hold known clients only.
+            for b in self.open.values_mut() {
+                b.clients.remove(ip);
+            }
             self.stats.clients_evicted += 1;
         }
     }
