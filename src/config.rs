@@ -790,10 +790,10 @@ pub fn log_settings(args: &crate::cli::LogArgs) -> Result<crate::input::LogSetti
             None => servers.default = Some(s.parse().map_err(|_| bad())?),
         }
     }
-    if let Some(y) = args.log_year {
-        if !(1970..=9999).contains(&y) {
-            return Err(ConfigError(format!("--log-year {y}: not a year")));
-        }
+    if let Some(y) = args.log_year
+        && !(1970..=9999).contains(&y)
+    {
+        return Err(ConfigError(format!("--log-year {y}: not a year")));
     }
     Ok(crate::input::LogSettings {
         year: args.log_year,

@@ -23,8 +23,11 @@ use crate::smtp::{
 };
 use crate::time::Bins;
 
-/// Every target, by name (the fuzz/ binaries and the corpus directories).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+/// A target's body: any bytes in, a panic when an invariant breaks.
+pub type Target = fn(&[u8]);
+
+/// Every target, by name (the fuzz/ binaries and the seed directories).
+pub const TARGETS: &[(&str, Target)] = &[
     ("frame", frame),
     ("dns_head", dns_head),
     ("smtp_stream", smtp_stream),

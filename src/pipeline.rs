@@ -39,6 +39,9 @@ use crate::output::{CaptureSnapshot, ClassifierHealth, Sink};
 use crate::smtp::SmtpEvent;
 use crate::time::Micros;
 
+/// A shard's answer to a tick: its closed bins and what they were charged to the output budget.
+type Answer = (Vec<Closed>, (usize, usize));
+
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
     pub workers: usize,
@@ -478,8 +481,7 @@ fn output_loop(
     let mut result = Ok(());
     // Each shard's answers to ticks, oldest first; a tick is written once
     // every shard has answered it.
-    let mut pending: Vec<std::collections::VecDeque<(Vec<Closed>, (usize, usize))>> =
-        vec![Default::default(); workers];
+    let mut pending: Vec<std::collections::VecDeque<Answer>> = vec![Default::default(); workers];
     let mut health = ClassifierHealth::default();
     let mut done = 0;
     let record = |r: std::io::Result<()>, result: &mut std::io::Result<()>| {

@@ -10,7 +10,7 @@
 mod common;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
@@ -342,7 +342,7 @@ fn one_segment_tcp_flows_cost_linear_time() {
 }
 
 /// `n` one-segment DNS-over-TCP queries, each its own flow.
-pub fn tcp_flows(path: &PathBuf, n: u32) {
+pub fn tcp_flows(path: &Path, n: u32) {
     let mut w = Pcap::create(path);
     let t0 = RELAY_FIRST_BIN_US;
     for i in 0..n {

@@ -73,8 +73,7 @@ fn engine_bytes(s: &Settings, files: &[PathBuf], frames: &Frames) -> Vec<u8> {
     let snap = run::file_snapshot(&mut eng.front, files);
     out.capture_stats(&snap, &health).unwrap();
     Sink::flush(&mut out).unwrap();
-    let v = buf.0.lock().unwrap().clone();
-    v
+    buf.0.lock().unwrap().clone()
 }
 
 fn pipeline_bytes(s: &Settings, files: &[PathBuf], frames: &Frames, workers: usize) -> Vec<u8> {
@@ -94,8 +93,7 @@ fn pipeline_bytes(s: &Settings, files: &[PathBuf], frames: &Frames, workers: usi
     let files = files.to_vec();
     let (_, r) = run.finish(|c| vec![run::file_snapshot(&mut c.front, &files)]);
     r.unwrap();
-    let v = buf.0.lock().unwrap().clone();
-    v
+    buf.0.lock().unwrap().clone()
 }
 
 #[test]

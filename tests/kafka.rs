@@ -212,7 +212,7 @@ fn kafka_broker_outage_buffers_then_counts_drops_and_never_stalls() {
     let mut b = broker(&tansu, port, "outage");
     let mx = Command::new(BIN)
         .args(["live", "-i", "lo", "--allow-root", "--stats", "--bin", "0.5", "--top", "1000"])
-        .args(["--stats-interval", "1", "--filter", &"udp dst port 53 and src net 127.0.9.0/24"])
+        .args(["--stats-interval", "1", "--filter", "udp dst port 53 and src net 127.0.9.0/24"])
         .arg("-o")
         .arg(&file)
         .arg("-o")

@@ -74,8 +74,7 @@ fn events_seen(out: &Path) -> u64 {
     let text = std::fs::read_to_string(out).unwrap_or_default();
     text.lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| dataset(l) == "mxwatch.capture_stats")
-        .last()
+        .rfind(|l| dataset(l) == "mxwatch.capture_stats")
         .map_or(0, |l| {
             capture(&l)["inputs"]
                 .as_array()
@@ -207,7 +206,7 @@ fn live_dnstap_from_bind_counts_exactly_and_survives_a_restart() {
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
     assert_eq!(counts(&out2, CLIENT), want);
-    let fin = read_lines(&[out2.clone()]);
+    let fin = read_lines(std::slice::from_ref(&out2));
     let last = fin
         .iter()
         .rev()
@@ -319,7 +318,7 @@ fn live_dnstap_two_senders_count_what_read_counts_on_the_file() {
     // SAFETY: a signal to our own child, by PID.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(child.wait().unwrap().success());
-    let live = totals(&read_lines(&[out.clone()]));
+    let live = totals(&read_lines(std::slice::from_ref(&out)));
     let file_out = std::process::Command::new(env!("CARGO_BIN_EXE_mxwatch"))
         .args(["read", "--stats", "--top", "10000", file.to_str().unwrap()])
         .output()

@@ -54,7 +54,7 @@ impl Rule for Backscatter {
         // job resolving log addresses makes the same mix of PTR and A with
         // NXDOMAIN answers.
         let mail_server = w.smtp.mail_server() || w.smtp.user_unknown;
-        (nx && mail_server && (by_mix || w.smtp.user_unknown)).then(|| Finding {
+        (nx && mail_server && (by_mix || w.smtp.user_unknown)).then_some(Finding {
             rule: &INFO,
             rank: 1,
             signal: Signal::NxDomainExcess {

@@ -67,11 +67,11 @@ pub fn parse(line: &str, year: Year) -> Option<(i64, &str)> {
     let line = skip_rfc5424_head(line);
     let (first, rest) = line.split_once(' ')?;
     // 29-Nov-2026 11:22:35.044
-    if let [d, m, y] = first.split('-').collect::<Vec<_>>()[..] {
-        if let (Some(d), Some(mo), Some(y)) = (num(d), month(m), num(y)) {
-            let (t, rest) = rest.split_once(' ').unwrap_or((rest, ""));
-            return Some((at(y, mo, d, clock(t)?)?, rest.trim_start()));
-        }
+    if let [d, m, y] = first.split('-').collect::<Vec<_>>()[..]
+        && let (Some(d), Some(mo), Some(y)) = (num(d), month(m), num(y))
+    {
+        let (t, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+        return Some((at(y, mo, d, clock(t)?)?, rest.trim_start()));
     }
     // 2026-11-29T11:22:35.044Z, +01:00
     if let Some((date, t)) = first.split_once('T') {
@@ -109,12 +109,11 @@ pub fn parse(line: &str, year: Year) -> Option<(i64, &str)> {
 
 /// `<34>1 ` (RFC 5424 priority and version) before the time stamp.
 fn skip_rfc5424_head(line: &str) -> &str {
-    if let Some(r) = line.strip_prefix('<') {
-        if let Some((pri, rest)) = r.split_once('>') {
-            if num(pri).is_some() {
-                return rest.strip_prefix("1 ").unwrap_or(rest);
-            }
-        }
+    if let Some(r) = line.strip_prefix('<')
+        && let Some((pri, rest)) = r.split_once('>')
+        && num(pri).is_some()
+    {
+        return rest.strip_prefix("1 ").unwrap_or(rest);
     }
     line
 }

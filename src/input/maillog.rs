@@ -181,11 +181,11 @@ impl Maillog {
             _ => {
                 // cleanup: QID: message-id=<...> ends the smtpd transaction.
                 if let Some(i) = text.find(": message-id=") {
-                    if let Some(k) = self.queue_ids.remove(&text[..i]) {
-                        if let Some(s) = self.sessions.get_mut(&k) {
-                            s.txn_open = false;
-                            s.txn_from = None;
-                        }
+                    if let Some(k) = self.queue_ids.remove(&text[..i])
+                        && let Some(s) = self.sessions.get_mut(&k)
+                    {
+                        s.txn_open = false;
+                        s.txn_from = None;
                     }
                     return Ok(true);
                 }

@@ -249,11 +249,11 @@ impl InputFile {
     /// The next event; `Ok(None)` at the end of the file.
     pub fn next_event(&mut self) -> Result<Option<InputEvent>, InputError> {
         loop {
-            if let Reader::Mail(_, _, queue) = &mut self.reader {
-                if let Some(e) = queue.pop_front() {
-                    self.stats.events += 1;
-                    return Ok(Some(InputEvent::Smtp(e)));
-                }
+            if let Reader::Mail(_, _, queue) = &mut self.reader
+                && let Some(e) = queue.pop_front()
+            {
+                self.stats.events += 1;
+                return Ok(Some(InputEvent::Smtp(e)));
             }
             let got = match self.kind {
                 Kind::Dnstap => self.dnstap_record()?,
@@ -286,13 +286,13 @@ impl InputFile {
         if !s.malformed.is_empty() {
             what += &format!(" (malformed: {:?})", s.malformed);
         }
-        if let Reader::Mail(_, m, _) = &self.reader {
-            if !m.unknown_hosts.is_empty() {
-                what += &format!(
-                    "; no address for mail server host(s) {:?}: pass --mail-server HOST=IP",
-                    m.unknown_hosts
-                );
-            }
+        if let Reader::Mail(_, m, _) = &self.reader
+            && !m.unknown_hosts.is_empty()
+        {
+            what += &format!(
+                "; no address for mail server host(s) {:?}: pass --mail-server HOST=IP",
+                m.unknown_hosts
+            );
         }
         Err(InputError::Unrecognised {
             path: self.path.clone(),

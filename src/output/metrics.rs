@@ -28,6 +28,9 @@ use serde_json::Value;
 
 use super::schema::CaptureStatsLine;
 
+/// A metric family: (gauge?, help, samples as (labels, value)).
+type Family = (bool, String, Vec<(String, f64)>);
+
 #[derive(Default)]
 struct State {
     /// Last capture_stats line per source (`mxwatch` object).
@@ -75,7 +78,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         // family -> (gauge?, help, samples)
-        let mut fams: BTreeMap<String, (bool, String, Vec<(String, f64)>)> = BTreeMap::new();
+        let mut fams: BTreeMap<String, Family> = BTreeMap::new();
         let mut add = |name: String, gauge: bool, help: String, labels: String, v: f64| {
             fams.entry(name)
                 .or_insert_with(|| (gauge, help, Vec::new()))
