@@ -601,10 +601,15 @@ pub struct Settings {
 
 impl Settings {
     pub fn build(common: &Common) -> Result<Settings, ConfigError> {
-        let mut file = match &common.config {
+        let file = match &common.config {
             Some(p) => load(p)?,
             None => FileConfig::default(),
         };
+        Self::from_file(file, common)
+    }
+
+    /// Settings from a config already read and checked ([`parse`]) and the flags.
+    pub fn from_file(mut file: FileConfig, common: &Common) -> Result<Settings, ConfigError> {
         if let Some(b) = common.bin {
             if !(b.is_finite() && b > 0.0 && b <= 86_400.0) {
                 return Err(ConfigError(format!(

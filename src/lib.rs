@@ -18,6 +18,7 @@ pub mod detect;
 pub mod dns;
 pub mod engine;
 pub mod event;
+pub mod fuzz;
 pub mod input;
 pub mod output;
 pub mod packet;

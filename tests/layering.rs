@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// Bottom to top. `lib.rs` and `main.rs` may use anything.
 const LAYERS: &[&str] = &[
     "time", "packet", "dns", "smtp", "event", "decode", "input", "capture", "classify", "detect",
-    "output", "action", "cluster", "engine", "pipeline", "cli", "config", "run", "report",
+    "output", "action", "cluster", "engine", "pipeline", "cli", "config", "run", "report", "fuzz",
 ];
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {

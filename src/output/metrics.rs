@@ -32,6 +32,9 @@ use serde_json::Value;
 
 use super::schema::CaptureStatsLine;
 
+/// A metric family: (gauge?, help, samples as (labels, value)).
+type Family = (bool, String, Vec<(String, f64)>);
+
 #[derive(Default)]
 struct State {
     /// Last capture_stats line per source (`mxwatch` object).
@@ -43,9 +46,6 @@ struct State {
 pub struct Metrics {
     state: Mutex<State>,
 }
-
-/// A metric family: (gauge?, help, samples as (labels, value)).
-type Family = (bool, String, Vec<(String, f64)>);
 
 /// Fields that are gauges (everything else numeric is a counter).
 fn is_gauge(path: &[&str]) -> bool {
@@ -81,6 +81,7 @@ impl Metrics {
     /// The text exposition (format 0.0.4).
     pub fn render(&self) -> String {
         let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        // family -> (gauge?, help, samples)
         let mut fams: BTreeMap<String, Family> = BTreeMap::new();
         let mut add = |name: String, gauge: bool, help: String, labels: String, v: f64| {
             fams.entry(name)

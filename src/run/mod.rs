@@ -392,7 +392,7 @@ pub fn sink_for(s: &Settings, lossless: bool) -> Result<Box<dyn crate::output::S
             s.dry_run,
         ));
     }
-    Ok(publish(sink, s, lossless)?)
+    publish(sink, s, lossless)
 }
 
 /// `--publish`: the bins also go to Kafka, before the run's own sinks.
