@@ -2,7 +2,8 @@
 //!
 //! Input: batches of events (for the clients of one shard when threaded) and
 //! ticks (packet time) that close bins. Output: one [`ClosedBin`] per closed
-//! bin with every tracked client's counters, handed to a [`Downstream`] (the
+//! bin with the counters of every client active in it and the addresses of
+//! every other tracked client, handed to a [`Downstream`] (the
 //! engine's detector and output) the moment it closes. Knows nothing of
 //! detection: the downstream only tells it which clients must not be evicted.
 //! Invariants: a client is in exactly one shard, so its counters do not depend
