@@ -289,7 +289,7 @@ fn a_member_that_dies_mid_attack_hands_over_and_the_attack_is_reported_once() {
         .clone();
     // Cut 20 s after the attack's first loud bin: the start is out, the
     // incident is open.
-    let start_us = chrono_micros(&relay.2);
+    let start_us = common::micros_by_date(&relay.2);
     let cut = start_us + 20_000_000;
     let sub = dir.path().join("p1");
     let sub2 = dir.path().join("p2");
@@ -351,19 +351,6 @@ fn a_member_that_dies_mid_attack_hands_over_and_the_attack_is_reported_once() {
         !starts(&alive_out).contains(&relay),
         "and does not start it again"
     );
-}
-
-/// RFC 3339 (UTC, as mxwatch writes it) to microseconds since the epoch.
-fn chrono_micros(s: &str) -> i64 {
-    let out = Command::new("date")
-        .args(["-u", "-d", s, "+%s%6N"])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
 }
 
 /// The merge without Kafka, in process: each half through its own engine

@@ -21,19 +21,6 @@ struct Lab {
 
 const BIN_US: i64 = 5_000_000;
 
-fn micros(ts: &str) -> i64 {
-    // "2026-11-23T13:15:25.000000Z" -> microseconds since the epoch.
-    let out = std::process::Command::new("date")
-        .args(["-u", "-d", ts, "+%s%6N"])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 fn lab(scenario: &str) -> Lab {
     let dir = repo().join("pcaps/lab");
     let side: Value = serde_json::from_str(
@@ -128,7 +115,7 @@ impl Lab {
         assert_eq!(starts.len(), 1, "one {r} start wanted: {:?}", self.alerts);
         let s = starts[0];
         assert_eq!(s["source"]["ip"], self.mail_server.as_str());
-        let start = micros(s["event"]["start"].as_str().unwrap());
+        let start = micros_by_date(s["event"]["start"].as_str().unwrap());
         let attack_bin = self.attack_start_us.div_euclid(BIN_US) * BIN_US;
         assert!(
             (attack_bin - BIN_US..=attack_bin + 2 * BIN_US).contains(&start),
@@ -158,7 +145,7 @@ impl Lab {
 
     fn none_before_attack(&self) {
         for a in &self.alerts {
-            let ts = micros(a["@timestamp"].as_str().unwrap());
+            let ts = micros_by_date(a["@timestamp"].as_str().unwrap());
             assert!(ts >= self.attack_start_us, "alert during the baseline: {a}");
         }
     }
@@ -259,7 +246,7 @@ fn spambot_gives_one_spam_bot_for_the_workstation_only() {
     let ev = &s["mxwatch"]["evidence"];
     assert!(ev["distinct_mx_names"].as_u64().unwrap() >= 20, "{ev}");
     assert!(ev["qtype"]["MX"].as_u64().unwrap() >= 20, "{ev}");
-    let start = micros(s["event"]["start"].as_str().unwrap());
+    let start = micros_by_date(s["event"]["start"].as_str().unwrap());
     assert!(
         start <= lab.attack_start_us + 3 * BIN_US,
         "late: {}",

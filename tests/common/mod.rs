@@ -166,3 +166,17 @@ pub fn pcap_header_link(dlt: u32) -> Vec<u8> {
     h.extend(dlt.to_le_bytes());
     h
 }
+
+/// RFC 3339 (as mxwatch writes it, "2026-11-23T13:15:25.000000Z") to
+/// microseconds since the epoch, by GNU date (not mxwatch's own parser).
+pub fn micros_by_date(ts: &str) -> i64 {
+    let out = std::process::Command::new("date")
+        .args(["-u", "-d", ts, "+%s%6N"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
