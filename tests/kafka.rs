@@ -9,12 +9,11 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::UdpSocket;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::broker::{PARTITIONS, Proc, broker, free_port, tansu};
-use common::repo as root;
+use common::{lines_of, repo as root};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -58,14 +57,6 @@ fn consume(port: u16, topic: &str, at_least: usize) -> Vec<(i32, Option<String>,
         }
     }
     got
-}
-
-fn lines_of(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
 }
 
 /// The lab's relay capture with --stats to a file and to Kafka: the topic

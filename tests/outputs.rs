@@ -5,12 +5,15 @@
 //! capture_stats. Each test fails with a message naming a missing tool
 //! (scripts/deps installs rsyslog, rsyslog-gnutls, prometheus, openssl).
 
+mod common;
+
 use std::io::Read;
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::lines_of;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mxwatch");
@@ -74,14 +77,6 @@ fn run(args: &[String]) -> std::process::Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-fn lines_of(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
 }
 
 fn dataset(line: &str) -> String {

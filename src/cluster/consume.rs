@@ -107,11 +107,6 @@ impl GroupMember {
         self.last_message.elapsed()
     }
 
-    /// Partitions this member holds now.
-    pub fn partitions(&self) -> Vec<i32> {
-        self.parts.keys().copied().collect()
-    }
-
     /// Waits up to `timeout` for messages; returns the bins they (or the
     /// lateness) closed, with their alerts.
     pub fn poll(&mut self, timeout: Duration) -> Vec<Out> {

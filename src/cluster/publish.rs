@@ -27,7 +27,6 @@ pub struct Publisher {
     queue: Queued,
     counters: Arc<Counters>,
     last_end: Option<i64>,
-    buf: Vec<u8>,
 }
 
 impl Publisher {
@@ -64,17 +63,12 @@ impl Publisher {
             queue,
             counters,
             last_end: None,
-            buf: Vec::with_capacity(2048),
         })
     }
 
     fn push(&mut self, key: Option<String>, m: &Message) {
-        self.buf.clear();
-        if serde_json::to_writer(&mut self.buf, m).is_ok() {
-            self.queue.push(Item {
-                key,
-                payload: self.buf.clone(),
-            });
+        if let Ok(payload) = serde_json::to_vec(m) {
+            self.queue.push(Item { key, payload });
         }
     }
 

@@ -43,10 +43,11 @@ struct Delivery(Arc<Counters>);
 impl ClientContext for Delivery {}
 
 impl ProducerContext for Delivery {
-    /// Whether the delivery counts (a broadcast line counts once).
-    type DeliveryOpaque = Box<bool>;
-    fn delivery(&self, r: &DeliveryResult<'_>, counts: Box<bool>) {
-        if !*counts {
+    /// 1 when the delivery counts, 0 when not (a broadcast line counts
+    /// once); a plain integer, no allocation per message.
+    type DeliveryOpaque = usize;
+    fn delivery(&self, r: &DeliveryResult<'_>, counts: usize) {
+        if counts == 0 {
             return;
         }
         let c = if r.is_ok() {
@@ -153,7 +154,7 @@ impl Transport for KafkaTransport {
             // the rest (a mark read twice changes nothing).
             let mut r = Ok(());
             for (i, part) in self.partitions.iter().enumerate() {
-                let record = BaseRecord::with_opaque_to(&self.topic, Box::new(i == 0))
+                let record = BaseRecord::with_opaque_to(&self.topic, usize::from(i == 0))
                     .payload(&item.payload)
                     .partition(*part);
                 if let Err((e, _)) = p.send::<(), _>(record) {
@@ -163,8 +164,7 @@ impl Transport for KafkaTransport {
             }
             r
         } else {
-            let mut record =
-                BaseRecord::with_opaque_to(&self.topic, Box::new(true)).payload(&item.payload);
+            let mut record = BaseRecord::with_opaque_to(&self.topic, 1).payload(&item.payload);
             if let Some(k) = &item.key {
                 record = record.key(k);
             }

@@ -180,3 +180,12 @@ pub fn micros_by_date(ts: &str) -> i64 {
         .parse()
         .unwrap()
 }
+
+/// The lines of a file (none when it does not exist).
+pub fn lines_of(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
