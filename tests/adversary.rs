@@ -1,6 +1,6 @@
 //! The sensor against an attacker who spoofs sources (#12): a flood of
 //! spoofed clients must not hide a real relay, nor frame its sources as
-//! relays; a flood of one-segment DNS-over-TCP flows costs time linear in
+//! relays, nor push it out of the report or the summary; a flood of one-segment DNS-over-TCP flows costs time linear in
 //! the flows.
 //!
 //! Generators are here (classic pcap, Ethernet/IPv4): `MXWATCH_BIN=PATH`
@@ -309,6 +309,127 @@ fn spoofed_mx_senders_give_capped_alerts_and_one_aggregate() {
         v
     };
     assert_eq!(ids("start"), ids("end"));
+}
+
+/// Issue 12: `report` and the `--summary` rank clients in bounded memory
+/// (a Space-Saving table of 100,000). 150,000 spoofed one-query sources just
+/// before the relay starts fill it; the mail server, arriving after them,
+/// still comes first, and its report table equals `read`'s client_stats.
+/// (The report used to keep the first 100,000 clients' bins and drop the rest.)
+#[test]
+fn a_spoofed_flood_does_not_push_the_mail_server_out_of_the_report_or_summary() {
+    let (dns, smtp) = relay_files();
+    let cfg = lab_config();
+    let dir = tempfile::tempdir().unwrap();
+    let flood = dir.path().join("flood.pcap");
+    spoofed_flood(
+        &flood,
+        150_000,
+        Order::ShuffledAround,
+        RELAY_FIRST_BIN_US - 10_000_000,
+        RELAY_FIRST_BIN_US - 5_000_000,
+        5_000_000,
+    );
+    let flood = flood.to_str().unwrap();
+    let server = "10.53.0.25";
+
+    // read: the server's client_stats (the busiest client of its every bin,
+    // so within the default --top), and the summary on stderr.
+    let out = Command::new(mx_bin())
+        .args([
+            "read",
+            "--stats",
+            "--summary",
+            "--no-progress",
+            "--config",
+            &cfg,
+        ])
+        .args(["--merge", &dns, &smtp, flood])
+        .output()
+        .expect("run mxwatch");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let keys = [
+        "/dns/queries",
+        "/dns/qtype/MX",
+        "/smtp/connections",
+        "/smtp/mail_from",
+        "/smtp/outbound",
+    ];
+    let mut want = [0u64; 5];
+    for l in parse_lines(&out.stdout)
+        .iter()
+        .filter(|l| dataset(l) == "mxwatch.client_stats" && l["source"]["ip"] == server)
+    {
+        for (w, k) in want.iter_mut().zip(keys) {
+            *w += l["mxwatch"].pointer(k).and_then(Value::as_u64).unwrap_or(0);
+        }
+    }
+    assert!(want[0] > 300 && want[2] > 0, "{want:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let busiest = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("mxwatch: busiest clients: "))
+        .unwrap_or_else(|| panic!("no busiest clients in {stderr}"));
+    // It entered a full ranking ("+"): every query of it counted since then.
+    assert!(
+        busiest.starts_with(&format!("{server} {}+ queries", want[0])),
+        "{busiest}"
+    );
+    assert!(
+        stderr.contains("more than 100000 clients: ranked by a Space-Saving summary"),
+        "{stderr}"
+    );
+
+    // report (two passes: curves per 60 s, detections per 5 s).
+    let out_dir = dir.path().join("report");
+    let out = Command::new(mx_bin())
+        .args([
+            "report",
+            "--no-progress",
+            "--top",
+            "3",
+            "--bin",
+            "60",
+            "--config",
+            &cfg,
+        ])
+        .arg("--out")
+        .arg(&out_dir)
+        .args([&dns, &smtp, flood])
+        .output()
+        .expect("run mxwatch");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("note: more than 100000 clients"),
+        "{stdout}"
+    );
+    let mut r = csv::Reader::from_path(out_dir.join("table.csv")).unwrap();
+    let header = r.headers().unwrap().clone();
+    let col = |n: &str| header.iter().position(|h| h == n).expect(n);
+    let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    assert_eq!(&rows[0][col("client")], server, "the server ranks first");
+    let mut got = [0u64; 5];
+    for row in rows
+        .iter()
+        .filter(|r| &r[col("client")] == server && &r[col("period")] == "hour")
+    {
+        for (g, c) in got
+            .iter_mut()
+            .zip(["total", "MX", "N_c", "N_f", "outbound"])
+        {
+            *g += row[col(c)].parse::<u64>().unwrap();
+        }
+    }
+    assert_eq!(got, want, "report table == read's client_stats ({keys:?})");
 }
 
 /// 8 MX queries a second for 15 s: loud against the warm-up prior.

@@ -25,6 +25,7 @@ pub mod schema;
 pub mod summary;
 pub mod syslog;
 pub mod tee;
+pub mod topk;
 pub mod unix;
 
 use std::io::{self, Write};

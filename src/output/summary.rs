@@ -2,18 +2,19 @@
 //! read, which clients were busiest, which alerts started and why. Wraps the
 //! real sink and forwards everything to it.
 
-use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::IpAddr;
 
 use super::Sink;
 use super::health::{CaptureSnapshot, ClassifierHealth};
 use super::reason::reason;
+use super::topk::TopK;
 use crate::classify::ClosedBin;
 use crate::detect::{Alert, Phase};
 use crate::time::rfc3339_micros;
 
-/// Clients whose totals the summary keeps (addresses can be spoofed).
+/// Clients the ranking keeps (addresses can be spoofed: a Space-Saving
+/// table, so a flood of one-shot sources cannot push out a busy client).
 const MAX_CLIENTS: usize = 100_000;
 /// Alert starts listed.
 const MAX_ALERTS: usize = 50;
@@ -22,9 +23,8 @@ const TOP: usize = 5;
 pub struct Summary {
     inner: Box<dyn Sink>,
     to: Box<dyn Write + Send>,
-    /// client -> (queries, MX queries)
-    clients: HashMap<IpAddr, (u64, u64)>,
-    clients_dropped: u64,
+    /// client -> queries (ranked), MX queries since it entered the ranking
+    clients: TopK<u64>,
     starts: Vec<(i64, &'static str, IpAddr, String)>,
     starts_total: u64,
     snaps: Vec<CaptureSnapshot>,
@@ -35,8 +35,7 @@ impl Summary {
         Summary {
             inner,
             to,
-            clients: HashMap::new(),
-            clients_dropped: 0,
+            clients: TopK::new(MAX_CLIENTS),
             starts: Vec::new(),
             starts_total: 0,
             snaps: Vec::new(),
@@ -70,26 +69,28 @@ impl Summary {
             w,
             "mxwatch: {packets} packets read, {decoded} with DNS or SMTP, {truncated} truncated, {errors} malformed{span}"
         )?;
-        let mut top: Vec<(&IpAddr, &(u64, u64))> = self.clients.iter().collect();
-        top.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(b.0)));
+        let top = self.clients.top(TOP);
         if !top.is_empty() {
             let list: Vec<String> = top
                 .iter()
-                .take(TOP)
-                .map(|(ip, (q, mx))| {
+                .map(|(ip, e)| {
+                    // A client that entered a full ranking: its queries since
+                    // then (exact), and the MX share of those.
+                    let q = e.count - e.err;
+                    let more = if e.err > 0 { "+" } else { "" };
                     format!(
-                        "{ip} {q} queries ({:.0}% MX)",
-                        *mx as f64 * 100.0 / (*q).max(1) as f64
+                        "{ip} {q}{more} queries ({:.0}% MX)",
+                        e.extra as f64 * 100.0 / q.max(1) as f64
                     )
                 })
                 .collect();
             writeln!(w, "mxwatch: busiest clients: {}", list.join(", "))?;
         }
-        if self.clients_dropped > 0 {
+        if self.clients.replaced() > 0 {
             writeln!(
                 w,
-                "mxwatch: {} more clients not ranked (table full)",
-                self.clients_dropped
+                "mxwatch: more than {} clients: ranked by a Space-Saving summary (\"+\": counted since it entered)",
+                self.clients.cap()
             )?;
         }
         match self.starts_total {
@@ -120,13 +121,8 @@ impl Sink for Summary {
     fn bin_lines(&mut self, bin: &ClosedBin, alerts: &[Alert]) -> io::Result<()> {
         for r in bin.active() {
             let mx = r.bin.dns.qtype(crate::dns::QtypeBucket::Mx);
-            if let Some(c) = self.clients.get_mut(&r.ip) {
-                c.0 += r.bin.dns.queries;
-                c.1 += mx;
-            } else if self.clients.len() < MAX_CLIENTS {
-                self.clients.insert(r.ip, (r.bin.dns.queries, mx));
-            } else {
-                self.clients_dropped += 1;
+            if let Some(m) = self.clients.add(r.ip, r.bin.dns.queries) {
+                *m += mx;
             }
         }
         for a in alerts.iter().filter(|a| a.phase == Phase::Start) {

@@ -6,7 +6,7 @@
 //! span from the final capture_stats snapshot. The report never re-counts
 //! packets, so its numbers are client_stats numbers by construction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use crate::classify::{ClosedBin, DnsCounts, SmtpCounts};
 use crate::detect::Alert;
 use crate::dns::{QtypeBucket, RcodeBucket};
+use crate::output::topk::TopK;
 use crate::output::{CaptureSnapshot, ClassifierHealth, Sink};
 
 /// One client's counters over some time: the classifier's structs, summed.
@@ -101,48 +102,120 @@ pub struct Detection {
     pub reason: String,
 }
 
+/// Which clients' bins a pass keeps.
 #[derive(Debug, Default)]
+pub enum Keep {
+    /// None: a pass for the detections and the ranking only.
+    #[default]
+    Nothing,
+    /// These clients only (the named ones, or the top ones of a first pass).
+    Only(HashSet<IpAddr>),
+    /// Every client while the bins fit in this many (client, bin) cells; past
+    /// it they are all dropped (`bins_abandoned`) and a second pass keeps the
+    /// top clients only.
+    All { max_cells: usize },
+}
+
+#[derive(Debug)]
 pub struct Collected {
-    /// client -> bin start (µs) -> counters.
-    pub bins: BTreeMap<IpAddr, BTreeMap<i64, Counts>>,
+    /// client -> (bin start (µs), counters), in time order. A vector, not a
+    /// map: a client seen in one bin costs one cell, not a B-tree node.
+    pub bins: HashMap<IpAddr, Vec<(i64, Counts)>>,
+    /// (client, bin) cells in `bins`.
+    pub cells: usize,
+    pub keep: Keep,
+    /// `Keep::All` ran out of room: `bins` is empty, a second pass is needed.
+    pub bins_abandoned: bool,
+    /// Every client's activity (queries + SMTP sessions and MAIL FROM),
+    /// ranked in bounded memory: the clients a report shows by default.
+    pub ranking: TopK<()>,
     pub detections: Vec<Detection>,
+    /// alert id -> index in `detections`.
+    by_id: HashMap<String, usize>,
     /// First and last packet time (µs) from the final capture_stats line.
     pub span: Option<(i64, i64)>,
     pub packets: u64,
-    pub bad_lines: u64,
-    /// Restricts client_stats kept to these clients (empty: all).
-    pub only: Vec<IpAddr>,
-    /// Client bins beyond [`MAX_CLIENTS`] clients, not kept.
-    pub clients_dropped: u64,
-    /// Keep the detections only (a pass for alerts at the detection bin).
-    pub detections_only: bool,
 }
 
-/// Clients whose bins the report keeps (addresses can be spoofed: a capture
-/// of a flood must not grow the report without limit). The same as the
-/// sensor's default client table.
+/// Clients the report ranks (addresses can be spoofed: a Space-Saving table,
+/// so a flood of a million one-query sources cannot push out a busy mail
+/// server). The same as the sensor's default client table.
 pub const MAX_CLIENTS: usize = 100_000;
 
+/// (client, bin) cells one pass keeps before it gives up keeping every
+/// client's bins (about 300 bytes each: ~60 MB).
+pub const MAX_CELLS: usize = 200_000;
+
+impl Default for Collected {
+    fn default() -> Self {
+        Collected {
+            bins: HashMap::new(),
+            cells: 0,
+            keep: Keep::Nothing,
+            bins_abandoned: false,
+            ranking: TopK::new(MAX_CLIENTS),
+            detections: Vec::new(),
+            by_id: HashMap::new(),
+            span: None,
+            packets: 0,
+        }
+    }
+}
+
 impl Collected {
+    /// One client's bins, by start.
+    pub fn client_bins(&self, ip: &IpAddr) -> BTreeMap<i64, Counts> {
+        let mut m: BTreeMap<i64, Counts> = BTreeMap::new();
+        for (t, c) in self.bins.get(ip).into_iter().flatten() {
+            m.entry(*t).or_default().add(c);
+        }
+        m
+    }
+
+    pub fn new(keep: Keep) -> Self {
+        Collected {
+            keep,
+            ..Collected::default()
+        }
+    }
+
     fn bin(&mut self, bin: &ClosedBin, alerts: &[Alert]) {
-        let clients = bin.active().filter(|_| !self.detections_only);
-        for r in clients {
-            if !self.only.is_empty() && !self.only.contains(&r.ip) {
+        for r in bin.active() {
+            let (d, s) = (&r.bin.dns, &r.bin.smtp);
+            self.ranking
+                .add(r.ip, d.queries + s.connections + s.mail_from + s.outbound);
+            let keep = match &self.keep {
+                Keep::Nothing => false,
+                Keep::Only(set) => set.contains(&r.ip),
+                Keep::All { .. } => !self.bins_abandoned,
+            };
+            if !keep {
                 continue;
             }
-            if self.bins.len() >= MAX_CLIENTS && !self.bins.contains_key(&r.ip) {
-                self.clients_dropped += 1;
-                continue;
-            }
-            self.bins
+            let counts = Counts {
+                dns: d.clone(),
+                smtp: s.clone(),
+            };
+            let cells = self
+                .bins
                 .entry(r.ip)
-                .or_default()
-                .entry(bin.start)
-                .or_default()
-                .add(&Counts {
-                    dns: r.bin.dns.clone(),
-                    smtp: r.bin.smtp.clone(),
-                });
+                .or_insert_with(|| Vec::with_capacity(1));
+            // Bins close in time order, so a client's cell of this bin, if
+            // any, is its last one (`client_bins` sums any other repeat).
+            match cells.last_mut() {
+                Some((t, c)) if *t == bin.start => c.add(&counts),
+                _ => {
+                    cells.push((bin.start, counts));
+                    self.cells += 1;
+                }
+            }
+            if let Keep::All { max_cells } = self.keep
+                && self.cells > max_cells
+            {
+                self.bins = HashMap::new();
+                self.cells = 0;
+                self.bins_abandoned = true;
+            }
         }
         for a in alerts {
             self.detection(a);
@@ -155,15 +228,16 @@ impl Collected {
             .r2_total_vs_unresolved
             .map(crate::output::schema::round4);
         if let Some(d) = self
-            .detections
-            .iter_mut()
-            .find(|d| d.alert_id == a.alert_id)
+            .by_id
+            .get(&a.alert_id)
+            .map(|&i| &mut self.detections[i])
         {
             d.start = d.start.min(a.start);
             d.end = d.end.max(a.end);
             d.r2 = r2.or(d.r2);
             return;
         }
+        self.by_id.insert(a.alert_id.clone(), self.detections.len());
         self.detections.push(Detection {
             rule: a.rule.name.to_owned(),
             ip: a.ip,
@@ -237,18 +311,65 @@ mod tests {
     }
 
     #[test]
-    fn the_client_map_is_capped_and_what_it_turns_away_counted() {
-        let mut c = Collected::default();
-        let ips = (0..(MAX_CLIENTS as u32 + 5))
-            .map(|i| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)));
-        c.bin(&bin_of(ips), &[]);
-        assert_eq!(c.bins.len(), MAX_CLIENTS);
-        assert_eq!(c.clients_dropped, 5);
+    fn past_the_cell_budget_every_bin_is_dropped_and_the_ranking_kept() {
+        let mut c = Collected {
+            keep: Keep::All { max_cells: 10 },
+            ..Collected::default()
+        };
+        let ips = |n: u32| (0..n).map(|i| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)));
+        let at = |start: i64, n: u32| ClosedBin {
+            start,
+            ..bin_of(ips(n))
+        };
+        c.bin(&at(0, 10), &[]);
+        assert_eq!((c.bins.len(), c.cells, c.bins_abandoned), (10, 10, false));
+        c.bin(&at(60_000_000, 3), &[]);
+        assert_eq!((c.bins.len(), c.cells, c.bins_abandoned), (0, 0, true));
+        c.bin(&at(120_000_000, 3), &[]);
+        assert!(c.bins.is_empty());
+        let top = c.ranking.top(4);
+        assert_eq!(top.len(), 4);
+        assert_eq!(top[0].1.count, 3, "{top:?}");
+        assert_eq!(top[3].1.count, 1, "{top:?}");
+    }
+
+    #[test]
+    fn a_bin_closed_by_two_workers_is_one_cell() {
+        let a = IpAddr::from([10, 0, 0, 1]);
+        let mut c = Collected::new(Keep::All { max_cells: 10 });
+        for start in [0, 0, 60_000_000] {
+            c.bin(
+                &ClosedBin {
+                    start,
+                    ..bin_of(std::iter::once(a))
+                },
+                &[],
+            );
+        }
+        assert_eq!(c.cells, 2);
+        let bins = c.client_bins(&a);
+        let q: Vec<(i64, u64)> = bins.iter().map(|(t, n)| (*t, n.queries())).collect();
+        assert_eq!(q, vec![(0, 2), (60_000_000, 1)]);
+    }
+
+    #[test]
+    fn only_the_named_clients_are_kept() {
+        let a = IpAddr::from([10, 0, 0, 1]);
+        let mut c = Collected {
+            keep: Keep::Only([a].into()),
+            ..Collected::default()
+        };
+        c.bin(&bin_of([a, IpAddr::from([10, 0, 0, 2])].into_iter()), &[]);
+        assert_eq!(c.bins.keys().collect::<Vec<_>>(), vec![&a]);
+        assert_eq!(c.ranking.len(), 2);
     }
 
     #[test]
     fn idle_clients_are_not_counted() {
-        let mut c = Collected::default();
+        let mut c = Collected {
+            keep: Keep::All { max_cells: 10 },
+            ..Collected::default()
+        };
         let mut b = bin_of(std::iter::once(IpAddr::from([10, 0, 0, 1])));
         b.clients.push(ClientRecord {
             ip: IpAddr::from([10, 0, 0, 2]),

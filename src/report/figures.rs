@@ -63,7 +63,7 @@ pub fn write_all(r: &Report, dir: &Path) -> Result<Vec<Written>> {
 
 fn write_client(r: &Report, ip: IpAddr, dir: &Path) -> Result<Vec<Written>> {
     let empty = Default::default();
-    let bins = r.counters.bins.get(&ip).unwrap_or(&empty);
+    let bins = r.bins.get(&ip).unwrap_or(&empty);
     let bin = i64::from(r.bin_secs) * 1_000_000;
     let grid = crate::time::Bins::new(bin);
     let (first, last) = (grid.start_of(r.span.0), grid.start_of(r.span.1));

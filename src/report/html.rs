@@ -15,11 +15,7 @@ use crate::time::rfc3339_micros;
 
 fn rows_of(r: &Report, ip: &std::net::IpAddr) -> Vec<Row> {
     let empty = Default::default();
-    table::rows(
-        r.counters.bins.get(ip).unwrap_or(&empty),
-        r.period,
-        &r.model,
-    )
+    table::rows(r.bins.get(ip).unwrap_or(&empty), r.period, &r.model)
 }
 
 fn model_note(r: &Report) -> String {
@@ -49,12 +45,12 @@ pub fn write_text(w: &mut dyn Write, r: &Report, figs: &[Written]) -> io::Result
         r.detect_bin_secs
     )?;
     writeln!(w, "{}", model_note(r))?;
-    if r.counters.clients_dropped > 0 {
+    if r.counters.ranking.replaced() > 0 {
         writeln!(
             w,
-            "note: more than {} clients; {} client_stats lines of the others were not kept",
+            "note: more than {} clients: the top ones are from a Space-Saving ranking (a client with more than 1/{} of all queries and sessions is always in it); their tables are exact",
             super::collect::MAX_CLIENTS,
-            r.counters.clients_dropped
+            super::collect::MAX_CLIENTS
         )?;
     }
     if r.clients.is_empty() {

@@ -4,11 +4,16 @@
 //! `collect::Collector`, a sink that takes the engine's closed bins and
 //! alerts in process, so every number it shows is a client_stats count. Two passes over the files:
 //!
-//! 1. detections, at the configured bin (the rules are tuned per bin);
-//! 2. counters (client_stats for every client, detection off) at the
-//!    report's bin, a divisor of 3600 s so that bins nest in hours and days.
+//! 1. detections, at the configured bin (the rules are tuned per bin), and
+//!    every client's activity in a bounded ranking (`collect::MAX_CLIENTS`);
+//! 2. counters (client_stats of the named or top clients only, detection
+//!    off) at the report's bin, a divisor of 3600 s so that bins nest in
+//!    hours and days.
 //!
-//! When `--bin` equals the configured bin, one pass does both. Then, per
+//! When `--bin` equals the configured bin, one pass does both, unless the
+//! capture has so many clients that their bins pass `collect::MAX_CELLS`:
+//! then the second pass runs for the top ones. Memory is bounded whatever
+//! the number of (spoofed) addresses. Then, per
 //! client: `table` (text on stdout, `table.csv`), `figures` (SVG + PNG) and
 //! `html` (`index.html`).
 
@@ -18,6 +23,7 @@ pub mod html;
 pub mod plot;
 pub mod table;
 
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::{self, IsTerminal, Write};
 use std::net::IpAddr;
@@ -30,7 +36,7 @@ use crate::cli::{Common, ReportArgs};
 use crate::config::Settings;
 use crate::pipeline;
 use crate::run;
-use collect::{Collected, Collector};
+use collect::{Collected, Collector, Keep};
 use table::{DqModel, Period};
 
 /// Report bins (seconds): divisors of 3600, so bins nest in hours and days.
@@ -65,6 +71,8 @@ pub struct Report {
     pub period: Period,
     pub model: DqModel,
     pub clients: Vec<IpAddr>,
+    /// The clients' bins: client -> bin start (µs) -> counters.
+    pub bins: BTreeMap<IpAddr, BTreeMap<i64, collect::Counts>>,
     pub counters: Collected,
     pub detections: Vec<collect::Detection>,
 }
@@ -96,10 +104,21 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     let bar = run::progress_bar(show, if one_pass { bytes } else { 2 * bytes });
 
     bar.set_message("pass 1: detections");
+    // Which bins the first pass keeps: the named clients', else (one pass)
+    // every client's while they fit, else none (pass 2 keeps the top ones).
+    let named: HashSet<IpAddr> = args.clients.iter().copied().collect();
+    let keep = if !named.is_empty() {
+        Keep::Only(named.clone())
+    } else if one_pass {
+        Keep::All {
+            max_cells: collect::MAX_CELLS,
+        }
+    } else {
+        Keep::Nothing
+    };
     // An input error (a cut capture) does not lose what was read: the report
     // is written from it, then the error is returned (one line, exit 1).
-    let (mut first, input_error) =
-        run_pass(&detect_settings, &args.files, one_pass, &args.clients, &bar)?;
+    let (mut first, input_error) = run_pass(&detect_settings, &args.files, keep, &bar)?;
     let Some(span) = first.span else {
         bar.finish_and_clear();
         // Nothing read: the input's own error says why, when it has one.
@@ -109,26 +128,26 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         bail!("no packets in {}", display_files(&args.files));
     };
     let bin_secs = fixed_bin.unwrap_or_else(|| default_bin(span.1 - span.0));
-    let counters = if one_pass {
-        Collected {
-            bins: std::mem::take(&mut first.bins),
-            span: first.span,
-            packets: first.packets,
-            clients_dropped: first.clients_dropped,
-            ..Collected::default()
-        }
+    let clients = pick_clients(&first, &args.clients, args.top);
+    let detections = std::mem::take(&mut first.detections);
+    let counters = if one_pass && !first.bins_abandoned {
+        first
     } else {
+        if one_pass {
+            // Too many clients to keep all their bins: once more for the top ones.
+            bar.set_length(2 * bytes);
+        }
         bar.set_message("pass 2: counters");
         let s = Settings::build(&Common {
             bin: Some(f64::from(bin_secs)),
             no_detect: true,
             ..common.clone()
         })?;
-        run_pass(&s, &args.files, true, &args.clients, &bar)?.0
+        let only = Keep::Only(clients.iter().copied().collect());
+        run_pass(&s, &args.files, only, &bar)?.0
     };
     bar.finish_and_clear();
 
-    let clients = pick_clients(&counters, &args.clients, args.top);
     for ip in &args.clients {
         if !counters.bins.contains_key(ip) {
             eprintln!(
@@ -146,9 +165,13 @@ pub fn report(args: &ReportArgs) -> Result<()> {
             k: args.dq_k,
             q: args.dq_q,
         },
+        bins: clients
+            .iter()
+            .map(|ip| (*ip, counters.client_bins(ip)))
+            .collect(),
         clients,
         counters,
-        detections: first.detections,
+        detections,
     };
     fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
@@ -182,28 +205,18 @@ fn pick_clients(c: &Collected, named: &[IpAddr], top: usize) -> Vec<IpAddr> {
     if !named.is_empty() {
         return named.to_vec();
     }
-    let mut ranked: Vec<(u64, IpAddr)> = c
-        .bins
-        .iter()
-        .map(|(ip, bins)| (bins.values().map(collect::Counts::activity).sum(), *ip))
-        .collect();
-    ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    ranked.into_iter().take(top).map(|(_, ip)| ip).collect()
+    c.ranking.top(top).into_iter().map(|(ip, _)| ip).collect()
 }
 
-/// One run of the pipeline over the files, its bins and alerts collected.
+/// One run of the pipeline over the files, its bins (those `keep` says) and
+/// alerts collected.
 fn run_pass(
     settings: &Settings,
     files: &[PathBuf],
-    stats: bool,
-    only: &[IpAddr],
+    keep: Keep,
     bar: &ProgressBar,
 ) -> Result<(Collected, Option<crate::capture::CaptureError>)> {
-    let sink = Collector::new(Collected {
-        only: only.to_vec(),
-        detections_only: !stats,
-        ..Collected::default()
-    });
+    let sink = Collector::new(Collected::new(keep));
     let collected = sink.collected.clone();
     let mut run = pipeline::start(settings.pipeline(true), Box::new(sink));
     // Merged by packet time: the lab's DNS and SMTP files cover the same minutes.
