@@ -705,13 +705,7 @@ impl Settings {
             .map(kafka_url)
             .transpose()
             .map_err(|m| ConfigError(format!("--publish {m}")))?;
-        let mut detect = file.detect.clone();
-        if common.no_detect {
-            detect.floor_qps = f64::INFINITY;
-            detect.smtp.alpha_min_sessions = u64::MAX;
-            detect.smtp.user_unknown_floor_ps = f64::INFINITY;
-            detect.smtp.outbound_floor_ps = f64::INFINITY;
-        }
+        let detect = file.detect.clone();
         let engine = EngineConfig {
             classify: ClassifyConfig {
                 bins: Bins::new(bin_micros),
@@ -723,6 +717,7 @@ impl Settings {
                 keep_sketches: common.publish.is_some(),
             },
             detect,
+            detection: !common.no_detect,
             overrides: file.clients.clone(),
             decode: DecodeLimits {
                 max_tcp_dns_flows: file.pipeline.max_tcp_dns_flows,

@@ -28,6 +28,9 @@ use crate::time::{Bins, Micros};
 pub struct EngineConfig {
     pub classify: ClassifyConfig,
     pub detect: DetectorConfig,
+    /// Run the detector (`--no-detect`: counters only, and no per-client
+    /// detection work at each bin close).
+    pub detection: bool,
     pub overrides: Vec<ClientOverride>,
     pub decode: DecodeLimits,
 }
@@ -262,7 +265,10 @@ impl Stage {
     /// A stage for one shard: `shards` divides the client and pending caps.
     pub fn new(cfg: &EngineConfig, shards: usize) -> Self {
         let shards = shards.max(1);
-        let detector = Detector::new(cfg.detect.clone(), cfg.overrides.clone());
+        let mut detector = Detector::new(cfg.detect.clone(), cfg.overrides.clone());
+        if !cfg.detection {
+            detector.turn_off();
+        }
         let mut classify = cfg.classify.clone();
         classify.max_clients = (classify.max_clients / shards).max(1);
         classify.max_pending = (classify.max_pending / shards).max(2);
@@ -713,6 +719,7 @@ mod tests {
                 keep_sketches: false,
             },
             detect: DetectorConfig::default(),
+            detection: true,
             overrides: Vec::new(),
             decode: DecodeLimits::default(),
         }

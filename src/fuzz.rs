@@ -291,6 +291,7 @@ pub fn classifier(data: &[u8]) {
     let max_clients = usize::from((sel >> 2) & 7) + 1;
     let ip = |i: u8| IpAddr::V4(Ipv4Addr::new(10, 0, 0, i % 12));
     let cfg = EngineConfig {
+        detection: true,
         classify: ClassifyConfig {
             bins: Bins::new(bin_micros),
             max_clients,

@@ -53,6 +53,48 @@ fn workers_1_and_4_give_byte_identical_output() {
     }));
 }
 
+/// `--no-detect` turns the detector off in the engine (no per-client work
+/// at a bin close): the same client_stats lines as with detection, byte for
+/// byte, and no detection line, on each lab attack.
+#[test]
+fn no_detect_gives_the_same_counters_and_no_alert() {
+    let lab = repo().join("pcaps/lab");
+    let cfg = repo().join("scripts/lab/mxwatch.toml");
+    for s in ["relay", "backscatter", "spambot"] {
+        let dns = lab.join(format!("{s}-dns.pcap"));
+        let smtp = lab.join(format!("{s}-smtp.pcap"));
+        let run = |extra: &[&str]| {
+            let mut args = vec!["read", "--stats", "--no-summary", "--config"];
+            args.push(cfg.to_str().unwrap());
+            args.extend(["--merge", dns.to_str().unwrap(), smtp.to_str().unwrap()]);
+            args.extend(extra);
+            let out = mxwatch(&args);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let text = String::from_utf8(out.stdout).unwrap();
+            let of = |d: &str| -> Vec<String> {
+                text.lines()
+                    .filter(|l| l.contains(&format!("\"dataset\":\"{d}\"")))
+                    .map(str::to_owned)
+                    .collect()
+            };
+            (of("mxwatch.client_stats"), of("mxwatch.detection").len())
+        };
+        let (with, alerts) = run(&[]);
+        let (without, none) = run(&["--no-detect"]);
+        assert!(
+            alerts > 0 && with.len() > 20,
+            "{s}: {alerts} alerts, {} lines",
+            with.len()
+        );
+        assert_eq!(none, 0, "{s}: no alert with --no-detect");
+        assert_eq!(with, without, "{s}: the same client_stats");
+    }
+}
+
 fn assert_one_line_error(stderr: &[u8], needle: &str) {
     let s = String::from_utf8_lossy(stderr);
     let lines: Vec<&str> = s.lines().collect();

@@ -315,6 +315,8 @@ impl ClientBin {
         if let Some((_, n)) = self.servers.iter_mut().find(|(s, _)| *s == ip) {
             *n += 1;
         } else if self.servers.len() < 8 {
+            // Most clients ask one server: room for one, not a Vec's first four.
+            self.servers.reserve_exact(1);
             self.servers.push((ip, 1));
         }
     }

@@ -252,6 +252,8 @@ pub struct Detector {
     clients: FastMap<IpAddr, Stored>,
     /// Scratch space for packing a client's state.
     buf: Vec<u8>,
+    /// Off (`--no-detect`): every bin passes without a look.
+    off: bool,
 }
 
 impl Detector {
@@ -273,7 +275,13 @@ impl Detector {
                 .collect::<FastMap<_, _>>(),
             clients: FastMap::default(),
             buf: Vec::new(),
+            off: false,
         }
+    }
+
+    /// No detection: bins pass without alerts and no client state is kept.
+    pub fn turn_off(&mut self) {
+        self.off = true;
     }
 
     /// Empty bins worth closing one by one after a silence (then the detector
@@ -297,6 +305,9 @@ impl Detector {
 
     /// Every client of a closed bin, active and idle, in address order.
     pub fn on_bin(&mut self, bin: &ClosedBin) -> Vec<Alert> {
+        if self.off {
+            return Vec::new();
+        }
         let empty = ClientBin::default();
         let mut out = Vec::new();
         let (mut active, mut idle) = (bin.clients.iter().peekable(), bin.idle.iter().peekable());
