@@ -111,4 +111,10 @@ fn bytes_per_tracked_client() {
     );
     drop(eng);
     assert!(per_idle <= 320.0, "{per_idle:.0} bytes per idle client");
+    // 722 measured (its 470-byte ClientBin, the table entry, the pending
+    // query, the server list sized for one; 818 with a list of four).
+    assert!(
+        per_active <= 760.0,
+        "{per_active:.0} bytes per active client"
+    );
 }
