@@ -21,18 +21,24 @@ fn mx_bin() -> String {
     std::env::var("MXWATCH_BIN").unwrap_or_else(|_| bin().to_owned())
 }
 
-fn run_read(args: &[&str]) -> Vec<Value> {
+/// `mxwatch ARGS` (the binary under test), which must succeed.
+fn run_ok(args: &[&str]) -> std::process::Output {
     let out = Command::new(mx_bin())
-        .arg("read")
         .args(args)
         .output()
         .expect("run mxwatch");
     assert!(
         out.status.success(),
-        "mxwatch read {args:?}: {}",
+        "mxwatch {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    parse_lines(&out.stdout)
+    out
+}
+
+fn run_read(args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["read"];
+    all.extend(args);
+    parse_lines(&run_ok(&all).stdout)
 }
 
 /// A classic pcap writer (Ethernet).
@@ -335,23 +341,18 @@ fn a_spoofed_flood_does_not_push_the_mail_server_out_of_the_report_or_summary() 
 
     // read: the server's client_stats (the busiest client of its every bin,
     // so within the default --top), and the summary on stderr.
-    let out = Command::new(mx_bin())
-        .args([
-            "read",
-            "--stats",
-            "--summary",
-            "--no-progress",
-            "--config",
-            &cfg,
-        ])
-        .args(["--merge", &dns, &smtp, flood])
-        .output()
-        .expect("run mxwatch");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(&[
+        "read",
+        "--stats",
+        "--summary",
+        "--no-progress",
+        "--config",
+        &cfg,
+        "--merge",
+        &dns,
+        &smtp,
+        flood,
+    ]);
     let keys = [
         "/dns/queries",
         "/dns/qtype/MX",
@@ -386,27 +387,21 @@ fn a_spoofed_flood_does_not_push_the_mail_server_out_of_the_report_or_summary() 
 
     // report (two passes: curves per 60 s, detections per 5 s).
     let out_dir = dir.path().join("report");
-    let out = Command::new(mx_bin())
-        .args([
-            "report",
-            "--no-progress",
-            "--top",
-            "3",
-            "--bin",
-            "60",
-            "--config",
-            &cfg,
-        ])
-        .arg("--out")
-        .arg(&out_dir)
-        .args([&dns, &smtp, flood])
-        .output()
-        .expect("run mxwatch");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(&[
+        "report",
+        "--no-progress",
+        "--top",
+        "3",
+        "--bin",
+        "60",
+        "--config",
+        &cfg,
+        "--out",
+        out_dir.to_str().unwrap(),
+        &dns,
+        &smtp,
+        flood,
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("note: more than 100000 clients"),
