@@ -24,6 +24,7 @@ use crate::smtp::{SmtpCommand, SmtpCommandKind, SmtpEvent, SmtpEventKind};
 use crate::time::Bins;
 
 pub use counters::{ClientBin, DISTINCT_BITS, Distinct, DnsCounts, SUB_BINS, Sketch, SmtpCounts};
+use open::Ctr;
 use pending::{Pending, QueryKey};
 use table::{ClientTable, Touch};
 
@@ -204,7 +205,7 @@ impl Classifier {
         let clients = &mut self.clients;
         self.pending.drain(|c| {
             if let Some(cl) = clients.get_mut(&c) {
-                cl.open().bin.dns.unanswered += 1;
+                cl.open().add(Ctr::Unanswered);
             }
         });
         let end = start + self.cfg.bins.micros;
@@ -248,7 +249,7 @@ impl Classifier {
         let clients = &mut self.clients;
         self.pending.rotate(&mut |c| {
             if let Some(cl) = clients.get_mut(&c) {
-                cl.open().bin.dns.unanswered += 1;
+                cl.open().add(Ctr::Unanswered);
             }
         });
         let mut ips: Vec<IpAddr> = self.clients.keys().copied().collect();
@@ -268,7 +269,7 @@ impl Classifier {
                 .map(|d| d.as_str().into())
                 .or_else(|| c.learned().map(Into::into));
             match c.bin.take() {
-                Some(open) if !open.bin.is_empty() => closed.clients.push(ClientRecord {
+                Some(open) if !open.is_empty() => closed.clients.push(ClientRecord {
                     ip,
                     bin: open.close(self.cfg.keep_sketches),
                     local_domain: local,
@@ -334,7 +335,7 @@ impl Classifier {
         let clients = &mut self.clients;
         let mut unanswered = |c: IpAddr| {
             if let Some(cl) = clients.get_mut(&c) {
-                cl.open().bin.dns.unanswered += 1;
+                cl.open().add(Ctr::Unanswered);
             }
         };
         if !head.response {
@@ -352,25 +353,16 @@ impl Classifier {
             };
             let unresolved = is_unresolved(&name, local_domains, c.learned());
             let o = c.open();
-            let b = &mut o.bin;
-            b.dns.queries += 1;
-            b.dns.query_only += u64::from(d.query_only);
             let bucket = QtypeBucket::of(q.qtype);
-            b.dns.qtype[bucket as usize] += 1;
-            if d.tcp {
-                b.dns.tcp += 1;
-            } else {
-                b.dns.udp += 1;
-            }
-            b.see_server(d.server);
-            b.sub_bins[sub].0 += 1;
+            o.add_query(bucket, d.tcp, sub, d.query_only);
+            o.see_server(d.server);
             if unresolved {
-                b.dns.unresolved_fqdn += 1;
-                b.sub_bins[sub].1 += 1;
-                ClientBin::sample(&mut b.sample_unresolved, text(&name));
+                o.add(Ctr::UnresolvedFqdn);
+                o.add(Ctr::SubUnresolved(sub));
+                ClientBin::sample(&mut o.full().sample_unresolved, text(&name));
             }
             if bucket == QtypeBucket::Mx {
-                ClientBin::sample(&mut b.sample_mx, text(&name));
+                ClientBin::sample(&mut o.full().sample_mx, text(&name));
                 o.see_mx_name(names::fast_hash(&name));
             }
             o.see_name(names::fast_hash(&name));
@@ -386,12 +378,11 @@ impl Classifier {
             let unresolved = head.question.is_some()
                 && bucket == RcodeBucket::NxDomain
                 && is_unresolved(&name, local_domains, c.learned());
-            let b = &mut c.open().bin;
-            b.dns.responses += 1;
-            b.dns.rcode[bucket as usize] += 1;
+            let o = c.open();
+            o.add_response(bucket);
             if bucket == RcodeBucket::NxDomain && head.question.is_some() {
                 if unresolved {
-                    b.dns.unresolved_nxdomain += 1;
+                    o.add(Ctr::UnresolvedNxdomain);
                 } else if local_domains.is_empty()
                     && (c.learner.is_some() || names::split_candidate(text(&name)).is_some())
                 {
@@ -402,7 +393,7 @@ impl Classifier {
                     let learned = l.on_nxdomain(text(&name)).is_some();
                     stats.learn_candidates_dropped += l.dropped - before;
                     if learned {
-                        c.open().bin.dns.unresolved_nxdomain += 1;
+                        c.open().add(Ctr::UnresolvedNxdomain);
                     }
                 }
             }
@@ -414,7 +405,7 @@ impl Classifier {
         let Some(c) = self.client(e.ip, Touch::Smtp, keep) else {
             return;
         };
-        let b = &mut c.open().bin;
+        let b = c.open().full();
         match &e.kind {
             SmtpEventKind::SessionStart => {
                 b.smtp.connections += 1;

@@ -93,7 +93,7 @@ impl Client {
 
     /// Nothing counted in the open bin.
     pub fn is_idle(&self) -> bool {
-        self.bin.as_ref().is_none_or(|b| b.bin.is_empty())
+        self.bin.as_ref().is_none_or(|b| b.is_empty())
     }
 
     /// The search domain it learnt, if any.
