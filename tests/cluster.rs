@@ -266,6 +266,32 @@ fn two_sensors_and_a_detector_group_find_what_one_read_of_the_whole_finds() {
     }
 }
 
+/// The offsets `group` committed on partitions 0..n of `topic` (-1: none),
+/// read by a consumer that does not join the group.
+#[cfg(feature = "kafka")]
+fn group_committed(bootstrap: &str, group: &str, topic: &str, n: i32) -> Vec<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..n {
+        tpl.add_partition(topic, p);
+    }
+    let got = c.committed_offsets(tpl, Duration::from_secs(5));
+    let got = got.map(|t| t.elements().iter().map(|e| e.offset()).collect::<Vec<_>>());
+    got.unwrap_or_default()
+        .into_iter()
+        .map(|o| match o {
+            Offset::Offset(n) => n,
+            _ => -1,
+        })
+        .collect()
+}
+
 #[test]
 #[cfg(feature = "kafka")]
 fn a_member_that_dies_mid_attack_hands_over_and_the_attack_is_reported_once() {
@@ -318,8 +344,22 @@ fn a_member_that_dies_mid_attack_hands_over_and_the_attack_is_reported_once() {
         );
         std::thread::sleep(Duration::from_millis(200));
     };
-    // Let it commit what it wrote, then SIGKILL: no goodbye to the group.
-    std::thread::sleep(Duration::from_secs(2));
+    // Let it commit what it wrote (every partition has a committed offset,
+    // its own included; under load that can take more than a moment), then
+    // SIGKILL: no goodbye to the group.
+    let t1 = Instant::now();
+    loop {
+        let c = group_committed(&bootstrap, "g-failover", topic, 4);
+        if c.iter().all(|&o| o > 0) {
+            eprintln!("committed before the kill: {c:?}");
+            break;
+        }
+        assert!(
+            t1.elapsed() < Duration::from_secs(60),
+            "the group never committed every partition: {c:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let (dead, mut alive, dead_out, alive_out) = if owner == 1 {
         (d1, d2, o1.clone(), o2.clone())
     } else {
