@@ -398,6 +398,28 @@ fn a_member_that_dies_mid_attack_hands_over_and_the_attack_is_reported_once() {
 /// partitions by client, one sensor's messages after the other's (a
 /// backlog), then the partitions' detectors. The merged per-client counters
 /// equal the whole capture's, bin by bin, and so do the alert starts.
+/// Per (bin, client): queries + sessions received + sessions opened, of every
+/// client record (an empty record counts as a key, so it shows); and the
+/// alert starts as (rule, client, start).
+type Starts = BTreeSet<(&'static str, String, i64)>;
+fn tally(
+    bin: &mxwatch::classify::ClosedBin,
+    alerts: &[mxwatch::detect::Alert],
+    counts: &mut std::collections::BTreeMap<(i64, String), u64>,
+    starts: &mut Starts,
+) {
+    for c in &bin.clients {
+        *counts.entry((bin.start, c.ip.to_string())).or_default() +=
+            c.bin.dns.queries + c.bin.smtp.connections + c.bin.smtp.outbound;
+    }
+    for a in alerts
+        .iter()
+        .filter(|a| a.phase == mxwatch::detect::Phase::Start)
+    {
+        starts.insert((a.rule.name, a.ip.to_string(), a.start));
+    }
+}
+
 #[test]
 fn merged_halves_equal_the_whole_bin_by_bin_in_process() {
     use mxwatch::cluster::assemble::{AssembleConfig, MergeMode, Partition};
@@ -490,36 +512,14 @@ fn merged_halves_equal_the_whole_bin_by_bin_in_process() {
             }
             outs.extend(p.finish());
             assert_eq!(p.stats.bins_closed_early, 0);
-            for o in outs {
-                for c in &o.bin.clients {
-                    *merged.entry((o.bin.start, c.ip.to_string())).or_default() +=
-                        c.bin.dns.queries + c.bin.smtp.connections + c.bin.smtp.outbound;
-                }
-                for a in o
-                    .alerts
-                    .iter()
-                    .filter(|a| a.phase == mxwatch::detect::Phase::Start)
-                {
-                    got.insert((a.rule.name, a.ip.to_string(), a.start));
-                }
+            for o in &outs {
+                tally(&o.bin, &o.alerts, &mut merged, &mut got);
             }
         }
         let mut want_counts: BTreeMap<(i64, String), u64> = BTreeMap::new();
         let mut want = BTreeSet::new();
         for c in &whole {
-            for r in c.bin.active() {
-                *want_counts
-                    .entry((c.bin.start, r.ip.to_string()))
-                    .or_default() +=
-                    r.bin.dns.queries + r.bin.smtp.connections + r.bin.smtp.outbound;
-            }
-            for a in c
-                .alerts
-                .iter()
-                .filter(|a| a.phase == mxwatch::detect::Phase::Start)
-            {
-                want.insert((a.rule.name, a.ip.to_string(), a.start));
-            }
+            tally(&c.bin, &c.alerts, &mut want_counts, &mut want);
         }
         assert_eq!(
             merged, want_counts,

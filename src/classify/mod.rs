@@ -17,6 +17,7 @@ pub mod pending;
 pub mod table;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::dns::{self, DnsError, QtypeBucket, RcodeBucket};
 use crate::event::{Batch, Event, RawDns};
@@ -87,14 +88,15 @@ impl ShardStats {
 pub struct ClientRecord {
     pub ip: IpAddr,
     pub bin: Box<ClientBin>,
-    pub local_domain: Option<Box<str>>,
+    /// Shared: one allocation per domain, not per client and bin.
+    pub local_domain: Option<Arc<str>>,
 }
 
 /// A tracked client that did nothing in a closed bin.
 #[derive(Debug, Clone)]
 pub struct IdleClient {
     pub ip: IpAddr,
-    pub local_domain: Option<Box<str>>,
+    pub local_domain: Option<Arc<str>>,
 }
 
 /// A closed bin: every tracked client, the active ones with their counters
@@ -260,14 +262,13 @@ impl Classifier {
             clients: Vec::new(),
             idle: Vec::new(),
         };
+        let configured: Option<Arc<str>> =
+            self.cfg.local_domains.first().map(|d| d.as_str().into());
         for ip in ips {
             let c = self.clients.get_mut(&ip).expect("listed client");
-            let local = self
-                .cfg
-                .local_domains
-                .first()
-                .map(|d| d.as_str().into())
-                .or_else(|| c.learned().map(Into::into));
+            let local = configured
+                .clone()
+                .or_else(|| c.learner.as_ref().and_then(|l| l.learned.clone()));
             match c.bin.take() {
                 Some(open) if !open.is_empty() => closed.clients.push(ClientRecord {
                     ip,

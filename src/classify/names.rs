@@ -51,7 +51,7 @@ pub fn split_candidate(name: &str) -> Option<(&str, &str)> {
 /// Per-client learning of the appended search domain.
 #[derive(Debug, Default, Clone)]
 pub struct DomainLearner {
-    pub learned: Option<Box<str>>,
+    pub learned: Option<std::sync::Arc<str>>,
     candidates: Vec<(Box<str>, u32, u64)>,
     /// Candidates dropped because the table was full.
     pub dropped: u64,
@@ -84,7 +84,7 @@ impl DomainLearner {
             c.2 = h;
         }
         if c.1 >= LEARN_MIN_NAMES {
-            self.learned = Some(c.0.clone());
+            self.learned = Some((*c.0).into());
             self.candidates.clear();
             return self.learned.as_deref();
         }

@@ -173,6 +173,18 @@ fn full(counts: &mut Counts) -> &mut ClientBin {
     }
 }
 
+/// Name hash `h` into the small array, or (when it is full) with the array's
+/// positions into the full counters' bitmap by `set`.
+fn see(sparse: &mut Sparse, counts: &mut Counts, h: u64, set: fn(&mut ClientBin, u64)) {
+    if !sparse.insert(h) {
+        let b = full(counts);
+        for p in sparse.spill() {
+            set(b, p);
+        }
+        set(b, h);
+    }
+}
+
 /// The open bin of one client.
 #[derive(Debug, Default)]
 pub struct OpenBin {
@@ -281,23 +293,16 @@ impl OpenBin {
     }
 
     pub fn see_name(&mut self, h: u64) {
-        if !self.names.insert(h) {
-            let b = full(&mut self.counts);
-            for p in self.names.spill() {
-                b.see_name(p);
-            }
-            b.see_name(h);
-        }
+        see(&mut self.names, &mut self.counts, h, ClientBin::see_name);
     }
 
     pub fn see_mx_name(&mut self, h: u64) {
-        if !self.mx_names.insert(h) {
-            let b = full(&mut self.counts);
-            for p in self.mx_names.spill() {
-                b.see_mx_name(p);
-            }
-            b.see_mx_name(h);
-        }
+        see(
+            &mut self.mx_names,
+            &mut self.counts,
+            h,
+            ClientBin::see_mx_name,
+        );
     }
 
     /// The bin's counters, with the distinct counts filled in and the

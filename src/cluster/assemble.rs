@@ -113,7 +113,7 @@ struct Known {
     last_active: i64,
     sensors: Vec<String>,
     /// The local domain its sensors last gave (for its idle bins).
-    local: Option<Box<str>>,
+    local: Option<std::sync::Arc<str>>,
 }
 
 struct SensorMark {

@@ -108,7 +108,7 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     // every client's while they fit, else none (pass 2 keeps the top ones).
     let named: HashSet<IpAddr> = args.clients.iter().copied().collect();
     let keep = if !named.is_empty() {
-        Keep::Only(named.clone())
+        Keep::Only(named)
     } else if one_pass {
         Keep::All {
             max_cells: collect::MAX_CELLS,
