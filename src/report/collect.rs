@@ -128,6 +128,7 @@ pub struct Collected {
     pub bins_abandoned: bool,
     /// Every client's activity (queries + SMTP sessions and MAIL FROM),
     /// ranked in bounded memory: the clients a report shows by default.
+    /// Not kept when the clients are known already (`Keep::Only`).
     pub ranking: TopK<()>,
     pub detections: Vec<Detection>,
     /// alert id -> index in `detections`.
@@ -182,12 +183,13 @@ impl Collected {
     fn bin(&mut self, bin: &ClosedBin, alerts: &[Alert]) {
         for r in bin.active() {
             let (d, s) = (&r.bin.dns, &r.bin.smtp);
-            self.ranking
-                .add(r.ip, d.queries + s.connections + s.mail_from + s.outbound);
             let keep = match &self.keep {
-                Keep::Nothing => false,
                 Keep::Only(set) => set.contains(&r.ip),
-                Keep::All { .. } => !self.bins_abandoned,
+                Keep::Nothing | Keep::All { .. } => {
+                    let activity = d.queries + s.connections + s.mail_from + s.outbound;
+                    self.ranking.add(r.ip, activity);
+                    matches!(self.keep, Keep::All { .. }) && !self.bins_abandoned
+                }
             };
             if !keep {
                 continue;
@@ -361,7 +363,7 @@ mod tests {
         };
         c.bin(&bin_of([a, IpAddr::from([10, 0, 0, 2])].into_iter()), &[]);
         assert_eq!(c.bins.keys().collect::<Vec<_>>(), vec![&a]);
-        assert_eq!(c.ranking.len(), 2);
+        assert!(c.ranking.is_empty(), "the clients are known: no ranking");
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub fn write_text(w: &mut dyn Write, r: &Report, figs: &[Written]) -> io::Result
         r.detect_bin_secs
     )?;
     writeln!(w, "{}", model_note(r))?;
-    if r.counters.ranking.replaced() > 0 {
+    if r.ranking_full {
         writeln!(
             w,
             "note: more than {} clients: the top ones are from a Space-Saving ranking (a client with more than 1/{} of all queries and sessions is always in it); their tables are exact",

@@ -71,6 +71,8 @@ pub struct Report {
     pub period: Period,
     pub model: DqModel,
     pub clients: Vec<IpAddr>,
+    /// The ranking that picked them overflowed (more clients than it holds).
+    pub ranking_full: bool,
     /// The clients' bins: client -> bin start (µs) -> counters.
     pub bins: BTreeMap<IpAddr, BTreeMap<i64, collect::Counts>>,
     pub counters: Collected,
@@ -129,6 +131,7 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     };
     let bin_secs = fixed_bin.unwrap_or_else(|| default_bin(span.1 - span.0));
     let clients = pick_clients(&first, &args.clients, args.top);
+    let ranking_full = first.ranking.replaced() > 0;
     let detections = std::mem::take(&mut first.detections);
     let counters = if one_pass && !first.bins_abandoned {
         first
@@ -169,6 +172,7 @@ pub fn report(args: &ReportArgs) -> Result<()> {
             .iter()
             .map(|ip| (*ip, counters.client_bins(ip)))
             .collect(),
+        ranking_full,
         clients,
         counters,
         detections,
